@@ -1,0 +1,59 @@
+//! Control plane records in the `ferry-tasks` bucket: task records and role assignments.
+//!
+//! The scheduler is the only writer. Services watch the assignments of their role; an
+//! assignment's `epoch` grows whenever the scheduler (re)starts the work, so a service that saw
+//! an error restarts its job on resume even though the desired state did not change.
+
+use crate::task::{Phase, TaskSpec};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredState {
+    Running,
+    Paused,
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskRecord {
+    /// The spec with its passwords sealed.
+    pub spec: TaskSpec,
+    pub desired: DesiredState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Store,
+    FullMigrator,
+    Dispatcher,
+    Sink,
+    Checker,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Store => "store",
+            Role::FullMigrator => "full-migrator",
+            Role::Dispatcher => "dispatcher",
+            Role::Sink => "sink",
+            Role::Checker => "checker",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Assignment {
+    pub task: String,
+    pub role: Role,
+    pub desired: DesiredState,
+    /// The phases the role works on for this task.
+    pub phases: Vec<Phase>,
+    pub epoch: u64,
+}

@@ -1,0 +1,139 @@
+//! Every stream, subject, bucket and key name, built in one place.
+//!
+//! No other crate writes one of these as a string literal. Identifiers that come from users
+//! (database and table names) are escaped into tokens that are valid both in NATS subjects and
+//! in KV keys: `[A-Za-z0-9_-]` pass through, every other byte becomes `=XX` (hex).
+
+pub const TASKS_BUCKET: &str = "ferry-tasks";
+pub const STATUS_BUCKET: &str = "ferry-status";
+pub const MEMBERS_BUCKET: &str = "ferry-members";
+pub const LOCKS_BUCKET: &str = "ferry-locks";
+pub const EVENTS_STREAM: &str = "FERRY_EVENTS";
+/// Subjects captured by the shared events stream.
+pub const EVENTS_SUBJECTS: &str = "ferry.*.events";
+
+/// Escapes an identifier into a subject token / KV key segment.
+pub fn token(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len());
+    for b in ident.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("=00");
+    }
+    out
+}
+
+pub fn cdc_stream(task: &str) -> String {
+    format!("FERRY_{task}_CDC")
+}
+pub fn cdc_subject(task: &str) -> String {
+    format!("ferry.{task}.cdc")
+}
+pub fn full_stream(task: &str) -> String {
+    format!("FERRY_{task}_FULL")
+}
+/// All subjects of a task's FULL stream.
+pub fn full_subjects(task: &str) -> String {
+    format!("ferry.{task}.full.>")
+}
+/// Subject of one source table in the FULL stream (its DDL and its row batches).
+pub fn full_table_subject(task: &str, database: &str, table: &str) -> String {
+    format!("ferry.{task}.full.{}.{}", token(database), token(table))
+}
+/// Subject for task-wide FULL events (views, end markers).
+pub fn full_task_subject(task: &str) -> String {
+    format!("ferry.{task}.full._task")
+}
+pub fn apply_stream(task: &str) -> String {
+    format!("FERRY_{task}_APPLY")
+}
+pub fn apply_subject(task: &str, partition: u32) -> String {
+    format!("ferry.{task}.apply.{partition}")
+}
+pub fn check_stream(task: &str) -> String {
+    format!("FERRY_{task}_CHECK")
+}
+pub fn check_subject(task: &str) -> String {
+    format!("ferry.{task}.check")
+}
+pub fn events_subject(task: &str) -> String {
+    format!("ferry.{task}.events")
+}
+
+/// Durable consumer through which the sink reads a task's FULL stream.
+pub fn sink_full_consumer(task: &str) -> String {
+    format!("sink-full-{task}")
+}
+
+/// `ferry-tasks` key holding a task record (spec + desired state).
+pub fn task_key(task: &str) -> String {
+    format!("task.{task}")
+}
+/// Prefix filter matching every task record.
+pub const TASK_KEYS: &str = "task.*";
+/// `ferry-tasks` key holding the assignment of one role for one task.
+pub fn assignment_key(task: &str, role: &str) -> String {
+    format!("assign.{task}.{role}")
+}
+/// Filter matching every assignment of one role.
+pub fn assignment_filter(role: &str) -> String {
+    format!("assign.*.{role}")
+}
+/// `ferry-status` key of one component's status for one task.
+pub fn status_key(task: &str, component: &str) -> String {
+    format!("{task}.{component}")
+}
+/// `ferry-status` key of the full-copy progress of one source table.
+pub fn table_progress_key(task: &str, database: &str, table: &str) -> String {
+    format!("{task}.full-table.{}.{}", token(database), token(table))
+}
+/// Filter matching every table progress key of a task.
+pub fn table_progress_filter(task: &str) -> String {
+    format!("{task}.full-table.>")
+}
+/// Message id (JetStream de-duplication) of a table's DDL in the FULL stream.
+pub fn full_ddl_msg_id(task: &str, database: &str, table: &str) -> String {
+    format!("{task}:ddl:{}.{}", token(database), token(table))
+}
+/// Message id of one row chunk: deterministic, so a republished chunk is dropped as duplicate.
+pub fn full_chunk_msg_id(task: &str, database: &str, table: &str, attempt: u32, chunk: u64) -> String {
+    format!("{task}:rows:{}.{}:{attempt}:{chunk}", token(database), token(table))
+}
+pub fn full_view_msg_id(task: &str, database: &str, view: &str) -> String {
+    format!("{task}:view:{}.{}", token(database), token(view))
+}
+
+/// Task names become part of stream names and subjects: lowercase letters, digits, `-`, `_`.
+pub fn is_valid_task_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 48
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_escape_everything_outside_the_safe_set() {
+        assert_eq!(token("orders"), "orders");
+        assert_eq!(token("a.b c*>"), "a=2Eb=20c=2A=3E");
+        assert_eq!(token(""), "=00");
+        assert_eq!(token("é"), "=C3=A9");
+    }
+
+    #[test]
+    fn task_names_are_restricted() {
+        assert!(is_valid_task_name("demo-1"));
+        assert!(!is_valid_task_name("Demo"));
+        assert!(!is_valid_task_name("a.b"));
+        assert!(!is_valid_task_name("-a"));
+        assert!(!is_valid_task_name(""));
+    }
+}

@@ -1,0 +1,175 @@
+//! Status records in the `ferry-status` bucket, and the task view the API serves.
+//!
+//! Each component writes only its own keys; the scheduler reads them all to drive phases and to
+//! build [`TaskStatusView`].
+
+use crate::position::SourcePosition;
+use crate::table::TableRef;
+use crate::task::Phase;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// An error an operator must act on: what failed, on which object, and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorReport {
+    /// Stable machine-readable code, e.g. `source_unreachable`, `missing_privilege`.
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub message: String,
+    pub fix: String,
+    /// Component that reported it.
+    pub component: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Created,
+    Running,
+    /// Paused by a user, or by Ferry on an error (then `error` says why).
+    Paused,
+    Stopped,
+    Completed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckResult {
+    pub check: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    pub outcome: CheckOutcome,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// Key `<task>.scheduler`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SchedulerStatus {
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default)]
+    pub precheck: Vec<CheckResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// Grows with every start/resume; copied into assignments.
+    #[serde(default)]
+    pub epoch: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Key `<task>.full-migrator`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FullMigratorStatus {
+    /// Source position read before the copy started: incremental sync replays from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p0: Option<SourcePosition>,
+    /// Source position read after the last chunk was read: the end of safe mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p1: Option<SourcePosition>,
+    /// Source tables of the copy (decided once, when the structure is published).
+    #[serde(default)]
+    pub tables: Vec<TableRef>,
+    #[serde(default)]
+    pub schema_published: bool,
+    #[serde(default)]
+    pub views_published: u64,
+    #[serde(default)]
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Key `<task>.full-table.<db>.<table>`: the durable copy progress of one source table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TableProgress {
+    pub source: TableRef,
+    pub target: TableRef,
+    pub keyless: bool,
+    pub estimated_rows: u64,
+    pub attempt: u32,
+    /// Chunks published and acknowledged by JetStream (chunk indexes `0..chunks_published`).
+    pub chunks_published: u64,
+    pub rows_published: u64,
+    /// Upper key bound of the last published chunk: the next chunk starts after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_key: Option<Vec<Json>>,
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TableApplied {
+    pub chunks: u64,
+    pub rows: u64,
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// Key `<task>.sink`. Derived from the sink's checkpoint tables in the target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SinkStatus {
+    /// By source table (`db.table`).
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableApplied>,
+    #[serde(default)]
+    pub views_applied: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One table's line in a task view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TableStatusView {
+    pub source: TableRef,
+    pub target: TableRef,
+    pub estimated_rows: u64,
+    pub rows_published: u64,
+    pub rows_applied: u64,
+    pub chunks_published: u64,
+    pub chunks_applied: u64,
+    pub read_done: bool,
+    pub keyless: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What `GET /tasks/{name}` returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskStatusView {
+    pub name: String,
+    pub state: TaskState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    pub phases: Vec<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default)]
+    pub precheck: Vec<CheckResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p0: Option<SourcePosition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p1: Option<SourcePosition>,
+    pub tables: Vec<TableStatusView>,
+    pub views_published: u64,
+    pub views_applied: u64,
+}

@@ -1,0 +1,384 @@
+//! The task spec users write (YAML or JSON) and its validation.
+//!
+//! `validate()` is pure and returns every problem at once, each naming the field and the fix.
+
+use crate::full::ExistingTablePolicy;
+use crate::table::TableRef;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A password. Never printed: `Debug` and `Display` show `***`. At rest in the tasks bucket it
+/// holds the sealed form (`enc:v1:...`), see `ferry_kit::secret`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Kind of database at an endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DbKind {
+    #[default]
+    Mysql,
+    Mariadb,
+    Oceanbase,
+    Tidb,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    #[serde(default)]
+    pub kind: DbKind,
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    #[serde(default)]
+    pub password: Secret,
+}
+
+fn default_port() -> u16 {
+    3306
+}
+
+impl Endpoint {
+    /// `user@host:port`, safe to show.
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// Which objects to migrate. Patterns are `db` or `db.table`, with `*` and `?` wildcards.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectFilter {
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl ObjectFilter {
+    /// True when some include pattern covers the database (used to list candidate schemas).
+    pub fn may_include_database(&self, database: &str) -> bool {
+        self.include.iter().any(|p| wildcard_match(pattern_db(p), database))
+    }
+    pub fn includes(&self, t: &TableRef) -> bool {
+        let hit = |p: &String| {
+            let (db, table) = p.split_once('.').unwrap_or((p.as_str(), "*"));
+            wildcard_match(db, &t.database) && wildcard_match(table, &t.table)
+        };
+        self.include.iter().any(hit) && !self.exclude.iter().any(hit)
+    }
+}
+
+fn pattern_db(p: &str) -> &str {
+    p.split_once('.').map_or(p, |(d, _)| d)
+}
+
+/// `*` matches any run of characters, `?` exactly one. Case-sensitive, like table names on Linux.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Target names. `databases: {shop: shop_new}` renames a whole database; `tables:
+/// {"shop.orders": "shop_new.orders_v2"}` renames one table (it wins over the database rule).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Renames {
+    #[serde(default)]
+    pub databases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tables: BTreeMap<String, String>,
+}
+
+impl Renames {
+    pub fn target_database(&self, database: &str) -> String {
+        self.databases.get(database).cloned().unwrap_or_else(|| database.to_owned())
+    }
+    pub fn target_of(&self, source: &TableRef) -> TableRef {
+        if let Some(t) = self.tables.get(&source.to_string()) {
+            if let Some((db, table)) = t.split_once('.') {
+                return TableRef::new(db, table);
+            }
+        }
+        TableRef::new(self.target_database(&source.database), source.table.clone())
+    }
+}
+
+/// Phases a task runs, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Precheck,
+    Schema,
+    Full,
+    Incremental,
+    Verify,
+}
+
+/// Phases this build can run. Others are refused by validation rather than skipped.
+pub const SUPPORTED_PHASES: &[Phase] = &[Phase::Precheck, Phase::Schema, Phase::Full];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FullOptions {
+    /// Tables read at the same time by the full-migrator.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Rows per chunk (a chunk is also cut short to stay under the message size limit).
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: u32,
+    /// Connections the sink writes the copy with.
+    #[serde(default = "default_concurrency")]
+    pub write_concurrency: u32,
+    #[serde(default)]
+    pub existing_tables: ExistingTablePolicy,
+    /// Migrate views after tables.
+    #[serde(default = "default_true")]
+    pub views: bool,
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+fn default_chunk_rows() -> u32 {
+    2_000
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for FullOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: default_concurrency(),
+            chunk_rows: default_chunk_rows(),
+            write_concurrency: default_concurrency(),
+            existing_tables: ExistingTablePolicy::default(),
+            views: true,
+        }
+    }
+}
+
+fn default_phases() -> Vec<Phase> {
+    SUPPORTED_PHASES.to_vec()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: String,
+    pub source: Endpoint,
+    pub target: Endpoint,
+    pub objects: ObjectFilter,
+    #[serde(default)]
+    pub renames: Renames,
+    #[serde(default = "default_phases")]
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub full: FullOptions,
+}
+
+/// One thing wrong with a spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SpecProblem {
+    /// Dotted path of the field, e.g. `source.port`.
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for SpecProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} (fix: {})", self.field, self.problem, self.fix)
+    }
+}
+
+fn problem(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> SpecProblem {
+    SpecProblem { field: field.to_owned(), problem: problem.into(), fix: fix.into() }
+}
+
+impl TaskSpec {
+    pub fn validate(&self) -> Vec<SpecProblem> {
+        let mut out = Vec::new();
+        if !crate::names::is_valid_task_name(&self.name) {
+            out.push(problem(
+                "name",
+                format!("`{}` is not a valid task name", self.name),
+                "use 1-48 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            ));
+        }
+        validate_endpoint("source", &self.source, &mut out);
+        validate_endpoint("target", &self.target, &mut out);
+        if self.objects.include.is_empty() {
+            out.push(problem(
+                "objects.include",
+                "no objects selected",
+                "list databases or tables, e.g. [\"shop.*\"]",
+            ));
+        }
+        for (i, p) in self.objects.include.iter().chain(&self.objects.exclude).enumerate() {
+            if p.is_empty() || p.matches('.').count() > 1 {
+                out.push(problem(
+                    &format!("objects[{i}]"),
+                    format!("pattern `{p}` is not `db` or `db.table`"),
+                    "write `db` or `db.table`; use * and ? as wildcards",
+                ));
+            }
+        }
+        for (src, dst) in &self.renames.tables {
+            if src.split('.').count() != 2 || dst.split('.').count() != 2 {
+                out.push(problem(
+                    &format!("renames.tables.{src}"),
+                    format!("`{src}: {dst}` must map `db.table` to `db.table`"),
+                    "write both sides as db.table",
+                ));
+            }
+        }
+        self.validate_phases(&mut out);
+        self.validate_full(&mut out);
+        out
+    }
+
+    fn validate_phases(&self, out: &mut Vec<SpecProblem>) {
+        if self.phases.is_empty() {
+            out.push(problem("phases", "no phase selected", "list phases, e.g. [precheck, schema, full]"));
+        }
+        for p in &self.phases {
+            if !SUPPORTED_PHASES.contains(p) {
+                out.push(problem(
+                    "phases",
+                    format!("phase `{p:?}` is not available in this version of Ferry"),
+                    "remove it from phases; supported: precheck, schema, full",
+                ));
+            }
+        }
+        if self.phases.windows(2).any(|w| w[0] >= w[1]) {
+            out.push(problem(
+                "phases",
+                "phases are repeated or out of order",
+                "order them precheck, schema, full",
+            ));
+        }
+    }
+
+    fn validate_full(&self, out: &mut Vec<SpecProblem>) {
+        let f = &self.full;
+        if !(1..=64).contains(&f.concurrency) {
+            out.push(problem(
+                "full.concurrency",
+                format!("{} is out of range", f.concurrency),
+                "use 1 to 64",
+            ));
+        }
+        if !(1..=64).contains(&f.write_concurrency) {
+            out.push(problem(
+                "full.write_concurrency",
+                format!("{} is out of range", f.write_concurrency),
+                "use 1 to 64",
+            ));
+        }
+        if !(1..=100_000).contains(&f.chunk_rows) {
+            out.push(problem(
+                "full.chunk_rows",
+                format!("{} is out of range", f.chunk_rows),
+                "use 1 to 100000",
+            ));
+        }
+    }
+}
+
+fn validate_endpoint(field: &str, e: &Endpoint, out: &mut Vec<SpecProblem>) {
+    if e.host.trim().is_empty() {
+        out.push(problem(&format!("{field}.host"), "host is empty", "set the database host name or address"));
+    }
+    if e.port == 0 {
+        out.push(problem(
+            &format!("{field}.port"),
+            "port 0 is not valid",
+            "set the database port, e.g. 3306",
+        ));
+    }
+    if e.user.trim().is_empty() {
+        out.push(problem(&format!("{field}.user"), "user is empty", "set the database user"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*", "anything"));
+        assert!(wildcard_match("ord*", "orders"));
+        assert!(wildcard_match("o?ders", "orders"));
+        assert!(!wildcard_match("ord", "orders"));
+        assert!(wildcard_match("*_log", "access_log"));
+        assert!(!wildcard_match("*_log", "access_logs"));
+    }
+
+    #[test]
+    fn filters_and_renames() {
+        let f = ObjectFilter {
+            include: vec!["shop".into(), "crm.c*".into()],
+            exclude: vec!["shop.tmp_*".into()],
+        };
+        assert!(f.includes(&TableRef::new("shop", "orders")));
+        assert!(!f.includes(&TableRef::new("shop", "tmp_x")));
+        assert!(f.includes(&TableRef::new("crm", "customers")));
+        assert!(!f.includes(&TableRef::new("crm", "leads")));
+        let r = Renames {
+            databases: [("shop".to_string(), "shop2".to_string())].into(),
+            tables: [("shop.orders".to_string(), "archive.orders_v2".to_string())].into(),
+        };
+        assert_eq!(r.target_of(&TableRef::new("shop", "orders")), TableRef::new("archive", "orders_v2"));
+        assert_eq!(r.target_of(&TableRef::new("shop", "items")), TableRef::new("shop2", "items"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+    }
+}

@@ -1,0 +1,240 @@
+//! The committed JSON Schemas and examples must match the Rust types.
+//! Run with `BLESS=1` to rewrite them after an intended change.
+
+use chrono::{TimeZone, Utc};
+use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
+use ferry_schemas::envelope::Envelope;
+use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch};
+use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
+use ferry_schemas::status::{
+    FullMigratorStatus, SchedulerStatus, SinkStatus, TableProgress, TaskState, TaskStatusView,
+};
+use ferry_schemas::table::{ColumnDef, KeyKind, TableRef, TableSchema};
+use ferry_schemas::task::{Endpoint, FullOptions, ObjectFilter, Phase, Renames, Secret, TaskSpec};
+use ferry_schemas::value::ColumnType;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check_file(path: PathBuf, expected: &str, drift: &mut Vec<String>) {
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, expected).expect("write blessed file");
+        return;
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(actual) if actual == expected => {}
+        _ => drift.push(path.display().to_string()),
+    }
+}
+
+fn contract<T: Serialize + DeserializeOwned + schemars::JsonSchema + PartialEq + std::fmt::Debug>(
+    name: &str,
+    example: T,
+    drift: &mut Vec<String>,
+) {
+    let schema = serde_json::to_string_pretty(&schemars::schema_for!(T)).expect("schema") + "\n";
+    check_file(root().join("json").join(format!("{name}.schema.json")), &schema, drift);
+    let text = serde_json::to_string_pretty(&example).expect("example") + "\n";
+    let back: T = serde_json::from_str(&text).expect("example deserializes");
+    assert_eq!(back, example, "{name} example does not round-trip");
+    check_file(root().join("examples").join(format!("{name}.json")), &text, drift);
+}
+
+fn orders() -> TableSchema {
+    TableSchema {
+        table: TableRef::new("shop", "orders"),
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                sql_type: "bigint(20) unsigned".into(),
+                column_type: ColumnType::Int { bytes: 8, unsigned: true },
+                nullable: false,
+                generated: false,
+            },
+            ColumnDef {
+                name: "amount".into(),
+                sql_type: "decimal(12,2)".into(),
+                column_type: ColumnType::Decimal { precision: 12, scale: 2 },
+                nullable: true,
+                generated: false,
+            },
+        ],
+        key_kind: KeyKind::Primary,
+        key: vec!["id".into()],
+        unique_keys: vec![vec!["id".into()]],
+    }
+}
+
+fn p0() -> SourcePosition {
+    SourcePosition {
+        binlog: BinlogFilePos { file: "mysql-bin.000003".into(), offset: 871 },
+        gtid: Some(GtidState::Mariadb("0-1-1402".parse().expect("gtid"))),
+        server_id: Some(1),
+    }
+}
+
+fn at() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 6, 0, 0).single().expect("time")
+}
+
+fn spec() -> TaskSpec {
+    TaskSpec {
+        name: "shop-move".into(),
+        source: Endpoint {
+            kind: Default::default(),
+            host: "10.0.0.5".into(),
+            port: 3306,
+            user: "ferry".into(),
+            password: Secret("enc:v1:...".into()),
+        },
+        target: Endpoint {
+            kind: ferry_schemas::task::DbKind::Mariadb,
+            host: "10.0.1.7".into(),
+            port: 3306,
+            user: "ferry".into(),
+            password: Secret("enc:v1:...".into()),
+        },
+        objects: ObjectFilter { include: vec!["shop.*".into()], exclude: vec!["shop.tmp_*".into()] },
+        renames: Renames {
+            databases: [("shop".into(), "shop_new".into())].into(),
+            tables: Default::default(),
+        },
+        phases: vec![Phase::Precheck, Phase::Schema, Phase::Full],
+        full: FullOptions::default(),
+    }
+}
+
+#[test]
+fn schemas_and_examples_match_the_types() {
+    let mut drift = Vec::new();
+    let create = FullEvent::CreateTable(CreateTable {
+        source: TableRef::new("shop", "orders"),
+        target: TableRef::new("shop_new", "orders"),
+        schema: orders(),
+        ddl: "CREATE TABLE `shop_new`.`orders` (`id` bigint(20) unsigned NOT NULL, `amount` decimal(12,2), PRIMARY KEY (`id`))".into(),
+        existing: ExistingTablePolicy::Fail,
+    });
+    contract(
+        "full_event_create_table",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:ddl:shop.orders".into(), None, create)
+        },
+        &mut drift,
+    );
+    let rows = FullEvent::Rows(RowBatch {
+        source: TableRef::new("shop", "orders"),
+        target: TableRef::new("shop_new", "orders"),
+        chunk: 0,
+        attempt: 0,
+        keyless: false,
+        low_key: None,
+        high_key: Some(vec![json!(2)]),
+        columns: orders()
+            .columns
+            .iter()
+            .map(|c| BatchColumn { name: c.name.clone(), column_type: c.column_type.clone() })
+            .collect(),
+        rows: vec![vec![json!(1), json!("10.50")], vec![json!(2), json!(null)]],
+    });
+    contract(
+        "full_event_rows",
+        Envelope {
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:rows:shop.orders:0:0".into(), None, rows)
+        },
+        &mut drift,
+    );
+    contract("task_spec", spec(), &mut drift);
+    contract(
+        "task_record",
+        TaskRecord { spec: spec(), desired: DesiredState::Running, created_at: at(), updated_at: at() },
+        &mut drift,
+    );
+    contract(
+        "assignment",
+        Assignment {
+            task: "shop-move".into(),
+            role: Role::FullMigrator,
+            desired: DesiredState::Running,
+            phases: vec![Phase::Schema, Phase::Full],
+            epoch: 1,
+        },
+        &mut drift,
+    );
+    contract(
+        "scheduler_status",
+        SchedulerStatus {
+            state: TaskState::Running,
+            phase: Some(Phase::Full),
+            precheck: vec![],
+            error: None,
+            epoch: 1,
+            updated_at: at(),
+        },
+        &mut drift,
+    );
+    contract(
+        "full_migrator_status",
+        FullMigratorStatus {
+            p0: Some(p0()),
+            tables: vec![TableRef::new("shop", "orders")],
+            schema_published: true,
+            updated_at: Some(at()),
+            ..Default::default()
+        },
+        &mut drift,
+    );
+    contract(
+        "table_progress",
+        TableProgress {
+            source: TableRef::new("shop", "orders"),
+            target: TableRef::new("shop_new", "orders"),
+            keyless: false,
+            estimated_rows: 1000,
+            attempt: 0,
+            chunks_published: 1,
+            rows_published: 2,
+            high_key: Some(vec![json!(2)]),
+            done: false,
+            note: None,
+        },
+        &mut drift,
+    );
+    contract(
+        "sink_status",
+        SinkStatus {
+            tables: [("shop.orders".into(), Default::default())].into(),
+            updated_at: Some(at()),
+            ..Default::default()
+        },
+        &mut drift,
+    );
+    contract(
+        "task_status_view",
+        TaskStatusView {
+            name: "shop-move".into(),
+            state: TaskState::Running,
+            phase: Some(Phase::Full),
+            phases: spec().phases,
+            error: None,
+            precheck: vec![],
+            p0: Some(p0()),
+            p1: None,
+            tables: vec![],
+            views_published: 0,
+            views_applied: 0,
+        },
+        &mut drift,
+    );
+    assert!(
+        drift.is_empty(),
+        "schemas or examples drifted from the types (run with BLESS=1 to rewrite): {drift:?}"
+    );
+}
