@@ -200,7 +200,7 @@ mod tests {
         round_trip(ColumnType::Int { bytes: 8, unsigned: false }, SqlValue::Int(i64::MIN));
         round_trip(ColumnType::Double, SqlValue::Double(-1.7976931348623157e308));
         round_trip(ColumnType::Double, SqlValue::Double(-1.5e-10));
-        round_trip(ColumnType::Float, SqlValue::Float(3.1415927));
+        round_trip(ColumnType::Float, SqlValue::Float(2.7182817));
         round_trip(ColumnType::Float, SqlValue::Float(f32::MAX));
         round_trip(ColumnType::Binary, SqlValue::Bytes((0..=255).collect()));
         round_trip(ColumnType::Bit { width: 64 }, SqlValue::Bit(u64::MAX));
