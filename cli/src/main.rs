@@ -1,1 +1,185 @@
-fn main() {}
+//! `ferry`: the command line for Ferry's scheduler REST API.
+
+mod render;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use ferry_schemas::status::{TaskState, TaskStatusView};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Move a live MySQL-family database with Ferry")]
+struct Cli {
+    /// Scheduler URL.
+    #[arg(long, global = true, env = "FERRY_SERVER", default_value = "http://127.0.0.1:8480")]
+    server: String,
+    /// Bearer token for the API.
+    #[arg(long, global = true, env = "FERRY_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage migration tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Create a task from a YAML or JSON spec.
+    Create {
+        #[arg(short, long)]
+        file: std::path::PathBuf,
+        /// Start it right away.
+        #[arg(long)]
+        start: bool,
+    },
+    /// List tasks.
+    List,
+    /// Show a task's state and per-table progress.
+    Status {
+        name: String,
+        /// Refresh every second until the task completes, pauses or stops.
+        #[arg(long)]
+        watch: bool,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    Start {
+        name: String,
+    },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    /// Delete a task that is not running (its target tables stay).
+    Delete {
+        name: String,
+    },
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}/api/v1{path}", self.base.trim_end_matches('/')));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        r: reqwest::RequestBuilder,
+    ) -> anyhow::Result<Option<T>> {
+        let resp = r.send().await.map_err(|e| {
+            anyhow!("cannot reach the scheduler at {} ({e}); is it running? (--server)", self.base)
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.context("reading the scheduler's answer")?;
+        if !status.is_success() {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let msg = v
+                .get("error")
+                .and_then(|e| e.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            bail!("{msg}");
+        }
+        if body.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            serde_json::from_slice(&body).context("the scheduler's answer is not what this ferry expects")?,
+        ))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("ferry: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let api = Api { http: reqwest::Client::new(), base: cli.server, token: cli.token };
+    let Command::Task(cmd) = cli.command;
+    match cmd {
+        TaskCommand::Create { file, start } => {
+            let spec =
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let path = if start { "/tasks?start=true" } else { "/tasks" };
+            let v: Option<TaskStatusView> = api.send(api.req(reqwest::Method::POST, path).body(spec)).await?;
+            if let Some(v) = v {
+                println!("created task {}{}", v.name, if start { " and started it" } else { "" });
+            }
+        }
+        TaskCommand::List => {
+            let tasks: Vec<TaskStatusView> =
+                api.send(api.req(reqwest::Method::GET, "/tasks")).await?.unwrap_or_default();
+            print!("{}", render::list(&tasks));
+        }
+        TaskCommand::Status { name, watch, json } => status(&api, &name, watch, json).await?,
+        TaskCommand::Start { name } => act(&api, &name, "start").await?,
+        TaskCommand::Pause { name } => act(&api, &name, "pause").await?,
+        TaskCommand::Resume { name } => act(&api, &name, "resume").await?,
+        TaskCommand::Stop { name } => act(&api, &name, "stop").await?,
+        TaskCommand::Delete { name } => {
+            api.send::<serde_json::Value>(api.req(reqwest::Method::DELETE, &format!("/tasks/{name}")))
+                .await?;
+            println!("deleted task {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn act(api: &Api, name: &str, action: &str) -> anyhow::Result<()> {
+    api.send::<serde_json::Value>(api.req(reqwest::Method::POST, &format!("/tasks/{name}/{action}"))).await?;
+    println!("{action} requested for task {name}");
+    Ok(())
+}
+
+async fn status(api: &Api, name: &str, watch: bool, json: bool) -> anyhow::Result<()> {
+    let mut printed_lines = 0usize;
+    loop {
+        let v: TaskStatusView = api
+            .send(api.req(reqwest::Method::GET, &format!("/tasks/{name}")))
+            .await?
+            .ok_or_else(|| anyhow!("empty answer from the scheduler"))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            let text = render::status(&v);
+            if watch && printed_lines > 0 {
+                print!("\x1b[{printed_lines}A\x1b[J");
+            }
+            print!("{text}");
+            printed_lines = text.lines().count();
+        }
+        let settled = matches!(v.state, TaskState::Completed | TaskState::Paused | TaskState::Stopped);
+        if !watch || settled {
+            if v.error.is_some() {
+                bail!("task {name} is paused by an error");
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

@@ -22,6 +22,10 @@ pub struct TaskRecord {
     /// The spec with its passwords sealed.
     pub spec: TaskSpec,
     pub desired: DesiredState,
+    /// Grows with every start or resume request; the scheduler restarts the task (precheck
+    /// first) when it sees a generation newer than the running epoch.
+    #[serde(default)]
+    pub generation: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

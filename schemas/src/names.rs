@@ -8,6 +8,8 @@ pub const TASKS_BUCKET: &str = "ferry-tasks";
 pub const STATUS_BUCKET: &str = "ferry-status";
 pub const MEMBERS_BUCKET: &str = "ferry-members";
 pub const LOCKS_BUCKET: &str = "ferry-locks";
+/// Database in the target holding the sink's checkpoint tables.
+pub const TARGET_META_DB: &str = "ferry_meta";
 pub const EVENTS_STREAM: &str = "FERRY_EVENTS";
 /// Subjects captured by the shared events stream.
 pub const EVENTS_SUBJECTS: &str = "ferry.*.events";

@@ -69,6 +69,9 @@ pub struct SchedulerStatus {
     /// Grows with every start/resume; copied into assignments.
     #[serde(default)]
     pub epoch: u64,
+    /// When the current epoch started: component errors older than this are from before a resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -90,6 +93,9 @@ pub struct FullMigratorStatus {
     pub views_published: u64,
     #[serde(default)]
     pub done: bool,
+    /// The last transient failure while it is being retried (cleared on success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<ErrorReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +125,9 @@ pub struct TableProgress {
 pub struct TableApplied {
     pub chunks: u64,
     pub rows: u64,
+    /// Copy attempt the counts belong to (keyless tables restart with a new attempt).
+    #[serde(default)]
+    pub attempt: u32,
     #[serde(default)]
     pub created: bool,
 }
@@ -131,6 +140,9 @@ pub struct SinkStatus {
     pub tables: BTreeMap<String, TableApplied>,
     #[serde(default)]
     pub views_applied: u64,
+    /// The last transient failure while it is being retried (cleared on success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<ErrorReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +175,9 @@ pub struct TaskStatusView {
     pub phases: Vec<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
+    /// Transient failures being retried right now, one per component.
+    #[serde(default)]
+    pub retrying: Vec<ErrorReport>,
     #[serde(default)]
     pub precheck: Vec<CheckResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

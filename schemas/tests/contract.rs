@@ -154,7 +154,13 @@ fn schemas_and_examples_match_the_types() {
     contract("task_spec", spec(), &mut drift);
     contract(
         "task_record",
-        TaskRecord { spec: spec(), desired: DesiredState::Running, created_at: at(), updated_at: at() },
+        TaskRecord {
+            spec: spec(),
+            desired: DesiredState::Running,
+            generation: 1,
+            created_at: at(),
+            updated_at: at(),
+        },
         &mut drift,
     );
     contract(
@@ -176,6 +182,7 @@ fn schemas_and_examples_match_the_types() {
             precheck: vec![],
             error: None,
             epoch: 1,
+            running_since: Some(at()),
             updated_at: at(),
         },
         &mut drift,
@@ -224,6 +231,7 @@ fn schemas_and_examples_match_the_types() {
             phase: Some(Phase::Full),
             phases: spec().phases,
             error: None,
+            retrying: vec![],
             precheck: vec![],
             p0: Some(p0()),
             p1: None,

@@ -1,1 +1,14 @@
-//! placeholder
+//! The checker service (verification and correction SQL). This version does not implement its work yet: it connects to
+//! NATS, serves /healthz, /readyz and /metrics, and waits, so deployments and health checks can
+//! be set up ahead of it. It takes no assignments and writes nothing.
+
+use ferry_kit::runtime::Runtime;
+use tokio_util::sync::CancellationToken;
+
+pub const COMPONENT: &str = "checker";
+
+pub async fn run(rt: Runtime, shutdown: CancellationToken) {
+    rt.ready.set(true);
+    tracing::info!("the {COMPONENT} service has no work in this version of Ferry; serving health only");
+    shutdown.cancelled().await;
+}

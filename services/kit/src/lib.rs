@@ -1,1 +1,18 @@
-//! placeholder
+//! What every Ferry service needs at run time: flags, telemetry, shutdown, the health/metrics
+//! HTTP server, NATS connection and provisioning, secrets, error classes, and the supervisor
+//! that turns the scheduler's assignments into running jobs.
+
+pub mod args;
+pub mod backoff;
+pub mod consume;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod nats;
+pub mod runtime;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{ErrorClass, KitError};

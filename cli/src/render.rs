@@ -1,0 +1,71 @@
+//! Text rendering of task views.
+
+use ferry_schemas::status::{CheckOutcome, TaskStatusView};
+use std::fmt::Write;
+
+const BAR: usize = 24;
+
+fn bar(done: u64, total: u64) -> String {
+    let frac = if total == 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
+    let filled = (frac * BAR as f64).round() as usize;
+    format!("[{}{}] {:>3.0}%", "#".repeat(filled), "-".repeat(BAR - filled), frac * 100.0)
+}
+
+pub fn list(tasks: &[TaskStatusView]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<24} {:<10} {:<12} {:>14}", "TASK", "STATE", "PHASE", "ROWS APPLIED");
+    for t in tasks {
+        let rows: u64 = t.tables.iter().map(|x| x.rows_applied).sum();
+        let phase = t.phase.map(|p| format!("{p:?}").to_lowercase()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<24} {:<10} {:<12} {:>14}",
+            t.name,
+            format!("{:?}", t.state).to_lowercase(),
+            phase,
+            rows
+        );
+    }
+    out
+}
+
+pub fn status(v: &TaskStatusView) -> String {
+    let mut out = String::new();
+    let phase = v.phase.map(|p| format!("{p:?}").to_lowercase()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "task {}: {}, phase {phase}", v.name, format!("{:?}", v.state).to_lowercase());
+    if let Some(p0) = &v.p0 {
+        let _ = writeln!(out, "  P0 {p0}{}", v.p1.as_ref().map(|p| format!("   P1 {p}")).unwrap_or_default());
+    }
+    if let Some(e) = &v.error {
+        let _ = writeln!(out, "  ERROR [{}] {}\n        fix: {}", e.code, e.message, e.fix);
+    }
+    for r in &v.retrying {
+        let _ = writeln!(out, "  retrying [{}] {}", r.code, r.message);
+    }
+    for c in v.precheck.iter().filter(|c| c.outcome != CheckOutcome::Pass) {
+        let _ = writeln!(
+            out,
+            "  precheck {:?}: {}{}",
+            c.outcome,
+            c.message,
+            c.fix.as_ref().map(|f| format!(" (fix: {f})")).unwrap_or_default()
+        );
+    }
+    let width = v.tables.iter().map(|t| t.source.to_string().len()).max().unwrap_or(5).max(5);
+    for t in &v.tables {
+        let total = if t.read_done { t.rows_published } else { t.estimated_rows.max(t.rows_published) };
+        let _ = writeln!(
+            out,
+            "  {:<width$} {} {:>10}/{:<10} rows{}",
+            t.source.to_string(),
+            bar(t.rows_applied, total),
+            t.rows_applied,
+            total,
+            if t.keyless { "  (no key: copied whole)" } else { "" }
+        );
+    }
+    if v.views_published > 0 {
+        let _ = writeln!(out, "  views {}/{}", v.views_applied, v.views_published);
+    }
+    out
+}

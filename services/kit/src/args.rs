@@ -1,0 +1,26 @@
+//! Flags every service takes (each also read from the environment).
+
+use clap::Args;
+use std::net::SocketAddr;
+
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// NATS server URL (comma-separated for a cluster).
+    #[arg(long, env = "FERRY_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Address of the /healthz, /readyz and /metrics server (port 0 picks a free one).
+    #[arg(long, env = "FERRY_HTTP_ADDR", default_value = "127.0.0.1:0")]
+    pub http_addr: SocketAddr,
+    /// Name of this instance, unique among instances of the same role.
+    #[arg(long, env = "FERRY_INSTANCE")]
+    pub instance: Option<String>,
+    /// Region label (a JetStream domain) of this instance.
+    #[arg(long, env = "FERRY_REGION", default_value = "local")]
+    pub region: String,
+}
+
+impl CommonArgs {
+    pub fn instance_name(&self, role: &str) -> String {
+        self.instance.clone().unwrap_or_else(|| format!("{role}-{}", std::process::id()))
+    }
+}

@@ -1,0 +1,138 @@
+//! Metric names (as OMS operators know them) and their registry, declared once.
+//!
+//! Counters and histograms are labelled by `task` only. Rate gauges (`sink_rps`, `sink_tps`)
+//! are derived from their counters by [`Metrics::spawn_rate_updater`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabel {
+    pub task: String,
+}
+
+pub fn task(task: &str) -> TaskLabel {
+    TaskLabel { task: task.to_owned() }
+}
+
+type Hist = Family<TaskLabel, Histogram, fn() -> Histogram>;
+type FGauge = Family<TaskLabel, Gauge<f64, AtomicU64>>;
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Rows published by the full copy.
+    pub full_rows_total: Family<TaskLabel, Counter>,
+    pub full_chunks_total: Family<TaskLabel, Counter>,
+    pub full_bytes_total: Family<TaskLabel, Counter>,
+    /// Rows written to the target.
+    pub sink_total_record: Family<TaskLabel, Counter>,
+    /// Target transactions committed.
+    pub sink_total_transaction: Family<TaskLabel, Counter>,
+    pub sink_execute_time: Hist,
+    pub sink_commit_time: Hist,
+    pub sink_rps: FGauge,
+    pub sink_tps: FGauge,
+    rate_state: Mutex<HashMap<TaskLabel, (u64, u64, Instant)>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            full_rows_total: Family::default(),
+            full_chunks_total: Family::default(),
+            full_bytes_total: Family::default(),
+            sink_total_record: Family::default(),
+            sink_total_transaction: Family::default(),
+            sink_execute_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            sink_commit_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
+            sink_rps: Family::default(),
+            sink_tps: Family::default(),
+            rate_state: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register("full_rows", "Rows read and published by the full copy", m.full_rows_total.clone());
+        registry.register("full_chunks", "Chunks published by the full copy", m.full_chunks_total.clone());
+        registry.register(
+            "full_bytes",
+            "Bytes of row batches published by the full copy",
+            m.full_bytes_total.clone(),
+        );
+        registry.register("sink_total_record", "Rows written to the target", m.sink_total_record.clone());
+        registry.register(
+            "sink_total_transaction",
+            "Target transactions committed",
+            m.sink_total_transaction.clone(),
+        );
+        registry.register(
+            "sink_execute_time",
+            "Seconds spent executing statements per target transaction",
+            m.sink_execute_time.clone(),
+        );
+        registry.register(
+            "sink_commit_time",
+            "Seconds spent committing target transactions",
+            m.sink_commit_time.clone(),
+        );
+        registry.register("sink_rps", "Rows written to the target per second", m.sink_rps.clone());
+        registry.register("sink_tps", "Target transactions per second", m.sink_tps.clone());
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Recomputes the rate gauges every `every` until the process ends.
+    pub fn spawn_rate_updater(self: &Arc<Self>, every: Duration) {
+        let m = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(m) = m.upgrade() else { return };
+                m.update_rates();
+            }
+        });
+    }
+
+    fn update_rates(&self) {
+        let now = Instant::now();
+        let Ok(mut state) = self.rate_state.lock() else { return };
+        let labels: Vec<TaskLabel> = state.keys().cloned().collect();
+        for l in labels {
+            let rows = self.sink_total_record.get_or_create(&l).get();
+            let txns = self.sink_total_transaction.get_or_create(&l).get();
+            if let Some((r0, t0, at)) = state.get(&l).copied() {
+                let secs = now.duration_since(at).as_secs_f64().max(1e-3);
+                self.sink_rps.get_or_create(&l).set(rows.saturating_sub(r0) as f64 / secs);
+                self.sink_tps.get_or_create(&l).set(txns.saturating_sub(t0) as f64 / secs);
+            }
+            state.insert(l, (rows, txns, now));
+        }
+    }
+
+    /// Starts tracking rates for a task (call once when a sink job starts).
+    pub fn track_task_rates(&self, label: &TaskLabel) {
+        if let Ok(mut s) = self.rate_state.lock() {
+            s.entry(label.clone()).or_insert((0, 0, Instant::now()));
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The start-up every service shares: telemetry, signals, NATS, buckets, metrics, health.
+
+use crate::args::CommonArgs;
+use crate::http::{self, Readiness};
+use crate::metrics::Metrics;
+use crate::nats::{Buckets, Nats};
+use crate::secret::SecretBox;
+use crate::KitError;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct Runtime {
+    pub service: String,
+    pub instance: String,
+    pub nats: Nats,
+    pub buckets: Buckets,
+    pub metrics: Arc<Metrics>,
+    pub secrets: SecretBox,
+    pub ready: Readiness,
+}
+
+impl Runtime {
+    /// Connects to NATS (retrying until `shutdown`) and provisions the shared buckets.
+    pub async fn connect(
+        service: &str,
+        args: &CommonArgs,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, KitError> {
+        let instance = args.instance_name(service);
+        let nats = Nats::connect(&args.nats_url, &instance, shutdown).await?;
+        let buckets = nats.buckets().await?;
+        let metrics = Metrics::new();
+        metrics.spawn_rate_updater(Duration::from_secs(5));
+        Ok(Self {
+            service: service.to_owned(),
+            instance,
+            nats,
+            buckets,
+            metrics,
+            secrets: SecretBox::from_env(),
+            ready: Readiness::default(),
+        })
+    }
+
+    /// Serves health, metrics and `extra` routes on `addr`.
+    pub async fn serve_http(
+        &self,
+        addr: SocketAddr,
+        extra: Router,
+        shutdown: CancellationToken,
+    ) -> Result<SocketAddr, KitError> {
+        let router = http::health_routes(self.metrics.clone(), self.ready.clone()).merge(extra);
+        http::serve(addr, router, shutdown).await
+    }
+}

@@ -1,0 +1,229 @@
+//! The phase driver: moves every task through its phases by reading the components' status
+//! and writing their assignments.
+//!
+//! The scheduler is the only writer of assignments and of its own status key; the API writes
+//! only task records (desired state and a generation counter). Each tick the driver compares:
+//! a record whose generation is newer than the running epoch is (re)started from precheck; a
+//! paused or stopped record pauses or stops the assignments; a running task is paused with the
+//! first component error newer than its start, and completed when the sink has applied every
+//! chunk the full-migrator published. Because every decision is recomputed from the records,
+//! a restarted scheduler simply continues.
+
+use crate::events;
+use crate::precheck;
+use crate::store::Store;
+use crate::view::initial_status;
+use ferry_kit::error::report;
+use ferry_kit::runtime::Runtime;
+use ferry_kit::KitError;
+use ferry_schemas::control::{DesiredState, TaskRecord};
+use ferry_schemas::names;
+use ferry_schemas::status::{CheckOutcome, CheckResult, ErrorReport, SchedulerStatus, TaskState};
+use ferry_schemas::task::Phase;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TICK: Duration = Duration::from_millis(300);
+
+pub struct Driver {
+    rt: Runtime,
+    store: Store,
+    prechecks: HashMap<String, (u64, JoinHandle<Vec<CheckResult>>)>,
+}
+
+impl Driver {
+    pub fn new(rt: Runtime) -> Self {
+        let store = Store { buckets: rt.buckets.clone() };
+        Self { rt, store, prechecks: HashMap::new() }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! { _ = tokio::time::sleep(TICK) => {}, _ = shutdown.cancelled() => return }
+            if let Err(e) = self.tick().await {
+                tracing::warn!("scheduler tick failed ({e}); retrying");
+            }
+        }
+    }
+
+    async fn tick(&mut self) -> Result<(), KitError> {
+        for name in self.store.task_names().await? {
+            if let Some((record, _)) = self.store.record(&name).await? {
+                self.drive(&record).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive(&mut self, record: &TaskRecord) -> Result<(), KitError> {
+        let task = record.spec.name.clone();
+        let mut st = self.store.scheduler_status(&task).await?.unwrap_or_else(|| initial_status(record));
+        let before = (st.state, st.phase, st.error.clone());
+        match record.desired {
+            DesiredState::Running
+                if record.generation > st.epoch
+                    && st.state != TaskState::Stopped
+                    && st.state != TaskState::Completed =>
+            {
+                st = restart(record, st);
+                if st.phase != Some(Phase::Precheck) {
+                    self.store.assign(&task, DesiredState::Running, &record.spec.phases, st.epoch).await?;
+                }
+            }
+            DesiredState::Running if st.state == TaskState::Running => self.advance(record, &mut st).await?,
+            DesiredState::Paused if st.state == TaskState::Running => {
+                self.store.assign(&task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+                st.state = TaskState::Paused;
+            }
+            DesiredState::Stopped if !matches!(st.state, TaskState::Stopped | TaskState::Completed) => {
+                self.store.assign(&task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+                st.state = TaskState::Stopped;
+            }
+            _ => {}
+        }
+        if (st.state, st.phase, st.error.clone()) != before {
+            st.updated_at = chrono::Utc::now();
+            self.store.put_scheduler_status(&task, &st).await?;
+            events::publish(&self.rt.nats, &task, &st).await;
+            tracing::info!(task, state = ?st.state, phase = ?st.phase, error = st.error.as_ref().map(|e| e.message.as_str()), "task state changed");
+        }
+        Ok(())
+    }
+
+    async fn advance(&mut self, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
+        match st.phase {
+            Some(Phase::Precheck) => self.precheck(record, st).await,
+            Some(Phase::Schema) | Some(Phase::Full) => self.watch_copy(record, st).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn precheck(&mut self, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
+        let task = record.spec.name.clone();
+        let running = self.prechecks.get(&task).is_some_and(|(epoch, _)| *epoch == st.epoch);
+        if !running {
+            let mut spec = record.spec.clone();
+            self.rt.secrets.open_spec(&mut spec)?;
+            let handle = tokio::spawn(async move { precheck::run(&spec).await });
+            self.prechecks.insert(task, (st.epoch, handle));
+            return Ok(());
+        }
+        let finished = self.prechecks.get(&task).is_some_and(|(_, h)| h.is_finished());
+        if !finished {
+            return Ok(());
+        }
+        let Some((_, handle)) = self.prechecks.remove(&task) else { return Ok(()) };
+        let results = handle.await.unwrap_or_else(|e| {
+            vec![CheckResult {
+                check: "precheck".into(),
+                object: None,
+                outcome: CheckOutcome::Fail,
+                message: format!("precheck crashed: {e}"),
+                fix: None,
+            }]
+        });
+        let failures: Vec<&CheckResult> =
+            results.iter().filter(|r| r.outcome == CheckOutcome::Fail).collect();
+        if let Some(first) = failures.first() {
+            let message = failures.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ");
+            st.error = Some(report(
+                "scheduler",
+                "precheck_failed",
+                first.object.clone(),
+                format!("precheck failed: {message}"),
+                first.fix.as_deref().unwrap_or("see the precheck results"),
+            ));
+            st.state = TaskState::Paused;
+        } else {
+            st.phase = record.spec.phases.iter().copied().find(|p| *p != Phase::Precheck);
+            self.store
+                .assign(&record.spec.name, DesiredState::Running, &record.spec.phases, st.epoch)
+                .await?;
+        }
+        st.precheck = results;
+        Ok(())
+    }
+
+    async fn watch_copy(&mut self, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
+        let task = &record.spec.name;
+        let fm = self.store.full_status(task).await?;
+        let sink = self.store.sink_status(task).await?;
+        let since = st.running_since;
+        let fresh = |e: &Option<ErrorReport>| e.clone().filter(|r| since.is_none_or(|s| r.at >= s));
+        if let Some(err) = fresh(&fm.error).or_else(|| fresh(&sink.error)) {
+            self.store.assign(task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+            st.state = TaskState::Paused;
+            st.error = Some(err);
+            return Ok(());
+        }
+        if fm.done && self.copy_applied(record, &fm, &sink).await? {
+            if st.phase == Some(Phase::Schema) && record.spec.phases.contains(&Phase::Full) {
+                st.phase = Some(Phase::Full);
+                return Ok(());
+            }
+            self.store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+            st.state = TaskState::Completed;
+            if let Ok(stream) = self.rt.nats.js.get_stream(names::full_stream(task)).await {
+                if let Err(e) = stream.purge().await {
+                    tracing::warn!(task, "cannot purge the FULL stream after the copy: {e}");
+                }
+            }
+        } else if fm.schema_published
+            && st.phase == Some(Phase::Schema)
+            && record.spec.phases.contains(&Phase::Full)
+        {
+            let created =
+                fm.tables.iter().all(|t| sink.tables.get(&t.to_string()).is_some_and(|a| a.created));
+            if created && sink.views_applied >= fm.views_published {
+                st.phase = Some(Phase::Full);
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the sink applied every chunk (of the same attempt) and every object published.
+    async fn copy_applied(
+        &self,
+        record: &TaskRecord,
+        fm: &ferry_schemas::status::FullMigratorStatus,
+        sink: &ferry_schemas::status::SinkStatus,
+    ) -> Result<bool, KitError> {
+        let schema = record.spec.phases.contains(&Phase::Schema);
+        let full = record.spec.phases.contains(&Phase::Full);
+        if sink.views_applied < fm.views_published {
+            return Ok(false);
+        }
+        for t in &fm.tables {
+            let applied = sink.tables.get(&t.to_string()).cloned().unwrap_or_default();
+            if schema && !applied.created {
+                return Ok(false);
+            }
+            if full {
+                let Some(p) = self.store.table_progress(&record.spec.name, &t.database, &t.table).await?
+                else {
+                    return Ok(false);
+                };
+                if !p.done || p.attempt != applied.attempt || p.chunks_published != applied.chunks {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A start or resume: precheck again, clear the error, and give the components a new epoch.
+fn restart(record: &TaskRecord, st: SchedulerStatus) -> SchedulerStatus {
+    let first = record.spec.phases.first().copied();
+    SchedulerStatus {
+        state: TaskState::Running,
+        phase: first,
+        precheck: if first == Some(Phase::Precheck) { Vec::new() } else { st.precheck },
+        error: None,
+        epoch: record.generation,
+        running_since: Some(chrono::Utc::now()),
+        updated_at: chrono::Utc::now(),
+    }
+}

@@ -1,0 +1,30 @@
+use clap::Parser;
+use ferry_kit::args::CommonArgs;
+use ferry_kit::runtime::Runtime;
+
+/// Ferry scheduler: task lifecycle, precheck, phases, REST API.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address of the REST API (also serves /healthz, /readyz, /metrics).
+    #[arg(long, env = "FERRY_API_ADDR", default_value = "127.0.0.1:8480")]
+    api_addr: std::net::SocketAddr,
+    /// Require this bearer token on the API.
+    #[arg(long, env = "FERRY_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ferry_kit::telemetry::init(ferry_scheduler::COMPONENT);
+    let shutdown = ferry_kit::shutdown::on_signals();
+    let rt = Runtime::connect(ferry_scheduler::COMPONENT, &args.common, &shutdown).await?;
+    let config = ferry_scheduler::Config { api_token: args.api_token };
+    let (addr, driver) = ferry_scheduler::start(rt, config, args.api_addr, shutdown).await?;
+    tracing::info!("REST API on http://{addr}/api/v1/tasks");
+    driver.await?;
+    Ok(())
+}

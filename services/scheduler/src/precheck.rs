@@ -1,0 +1,300 @@
+//! Precheck: everything that would make the task fail later, found before anything is written.
+//!
+//! Each check yields a result that names the object and the fix. A `fail` pauses the task; a
+//! `warn` is shown in the status and the task continues.
+
+use ferry_mysql::catalog::{self, ObjectKind};
+use ferry_mysql::conn::connect_once;
+use ferry_mysql::error::server_code;
+use ferry_schemas::full::ExistingTablePolicy;
+use ferry_schemas::names::TARGET_META_DB;
+use ferry_schemas::status::{CheckOutcome, CheckResult};
+use ferry_schemas::table::{quote_ident, KeyKind, TableRef};
+use ferry_schemas::task::{Endpoint, Phase, TaskSpec};
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn result(
+    check: &str,
+    object: Option<String>,
+    outcome: CheckOutcome,
+    message: String,
+    fix: Option<&str>,
+) -> CheckResult {
+    CheckResult { check: check.to_owned(), object, outcome, message, fix: fix.map(str::to_owned) }
+}
+
+fn fail(check: &str, object: Option<String>, message: String, fix: &str) -> CheckResult {
+    result(check, object, CheckOutcome::Fail, message, Some(fix))
+}
+
+/// Runs every check against a spec whose passwords are opened.
+pub async fn run(spec: &TaskSpec) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    let source = connect(&spec.source, "source", &mut out).await;
+    let target = connect(&spec.target, "target", &mut out).await;
+    let planned = match source {
+        Some(mut conn) => {
+            let planned = check_source(&mut conn, spec, &mut out).await;
+            let _ = conn.disconnect().await;
+            planned
+        }
+        None => Vec::new(),
+    };
+    if let Some(mut conn) = target {
+        check_target(&mut conn, spec, &planned, &mut out).await;
+        let _ = conn.disconnect().await;
+    }
+    out
+}
+
+async fn connect(endpoint: &Endpoint, role: &str, out: &mut Vec<CheckResult>) -> Option<Conn> {
+    match connect_once(endpoint, CONNECT_TIMEOUT).await {
+        Ok(c) => {
+            out.push(result(
+                &format!("{role}_connect"),
+                Some(endpoint.describe()),
+                CheckOutcome::Pass,
+                format!("connected to the {role}"),
+                None,
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            let (_, fix) = e.code_and_fix();
+            let fix = if server_code_of(&e) == Some(1045) {
+                fix
+            } else {
+                "check host, port and firewall; the server must be reachable from the services"
+            };
+            out.push(fail(
+                &format!("{role}_connect"),
+                Some(endpoint.describe()),
+                format!("cannot connect to the {role} {}: {e}", endpoint.describe()),
+                fix,
+            ));
+            None
+        }
+    }
+}
+
+fn server_code_of(e: &ferry_mysql::SourceError) -> Option<u16> {
+    match e {
+        ferry_mysql::SourceError::Mysql { source, .. } => server_code(source),
+        _ => None,
+    }
+}
+
+/// Checks the source objects; returns (source, target) of every table and view to migrate.
+async fn check_source(
+    conn: &mut Conn,
+    spec: &TaskSpec,
+    out: &mut Vec<CheckResult>,
+) -> Vec<(TableRef, TableRef)> {
+    let objects = match catalog::list_objects(conn, &spec.objects).await {
+        Ok(o) => o,
+        Err(e) => {
+            out.push(fail(
+                "source_catalog",
+                None,
+                format!("cannot list source tables: {e}"),
+                e.code_and_fix().1,
+            ));
+            return Vec::new();
+        }
+    };
+    if objects.is_empty() {
+        out.push(fail(
+            "objects",
+            None,
+            format!("no source table matches objects.include {:?}", spec.objects.include),
+            "check the patterns, and that the user has privileges on the tables (SHOW GRANTS)",
+        ));
+    }
+    let mut planned = Vec::new();
+    for o in objects {
+        let target = spec.renames.target_of(&o.table);
+        match &o.kind {
+            ObjectKind::Table => check_table(conn, &o.table, out).await,
+            ObjectKind::View if spec.full.views => check_view(conn, &o.table, out).await,
+            ObjectKind::View => continue,
+            ObjectKind::Other(kind) => {
+                out.push(fail(
+                    "object_kind",
+                    Some(o.table.to_string()),
+                    format!("{} is a {kind}, which Ferry does not migrate", o.table),
+                    "exclude it in objects.exclude",
+                ));
+                continue;
+            }
+        }
+        planned.push((o.table, target));
+    }
+    if spec.phases.contains(&Phase::Incremental) {
+        check_binlog(conn, out).await;
+    }
+    planned
+}
+
+async fn check_table(conn: &mut Conn, t: &TableRef, out: &mut Vec<CheckResult>) {
+    let probe = conn.query_drop(format!("SELECT 1 FROM {} LIMIT 0", t.quoted())).await;
+    if let Err(e) = probe {
+        let fix = format!("GRANT SELECT ON {}.* TO the migration user", quote_ident(&t.database));
+        let msg = match server_code(&e) {
+            Some(1142) | Some(1143) | Some(1044) => format!("the source user may not SELECT from {t}"),
+            _ => format!("cannot read {t}: {e}"),
+        };
+        out.push(fail("source_privilege", Some(t.to_string()), msg, &fix));
+        return;
+    }
+    match catalog::read_table(conn, t).await {
+        Ok((schema, unsupported)) => {
+            for u in unsupported {
+                out.push(fail(
+                    "column_type",
+                    Some(format!("{}.{}", u.table, u.column)),
+                    format!(
+                        "column {}.{} has type {}, which Ferry cannot copy exactly",
+                        u.table, u.column, u.sql_type
+                    ),
+                    "exclude the table in objects.exclude, or change the column type on the source",
+                ));
+            }
+            if schema.key_kind == KeyKind::None {
+                out.push(result(
+                    "table_key",
+                    Some(t.to_string()),
+                    CheckOutcome::Warn,
+                    format!("{t} has no primary key and no NOT NULL unique key: it is copied whole and a restart copies it again"),
+                    Some("add a primary key to the source table"),
+                ));
+            }
+        }
+        Err(e) => out.push(fail(
+            "source_schema",
+            Some(t.to_string()),
+            format!("cannot read the schema of {t}: {e}"),
+            e.code_and_fix().1,
+        )),
+    }
+}
+
+async fn check_view(conn: &mut Conn, v: &TableRef, out: &mut Vec<CheckResult>) {
+    if let Err(e) = catalog::show_create_view(conn, v).await {
+        out.push(fail(
+            "source_privilege",
+            Some(v.to_string()),
+            format!("cannot read the definition of view {v}: {e}"),
+            "GRANT SHOW VIEW, SELECT on the view's database to the migration user",
+        ));
+    }
+}
+
+async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
+    let vars: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')",
+        )
+        .await
+        .unwrap_or_default();
+    let get =
+        |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_ascii_uppercase()).unwrap_or_default();
+    if get("log_bin") != "ON" {
+        out.push(fail(
+            "binlog",
+            None,
+            "binary logging is off on the source".into(),
+            "start the source with log_bin enabled",
+        ));
+    }
+    if get("binlog_format") != "ROW" {
+        out.push(fail(
+            "binlog",
+            None,
+            format!("binlog_format is {}, not ROW", get("binlog_format")),
+            "SET GLOBAL binlog_format = 'ROW' (and in the server config)",
+        ));
+    }
+    if get("binlog_row_image") != "FULL" {
+        out.push(fail(
+            "binlog",
+            None,
+            format!("binlog_row_image is {}, not FULL", get("binlog_row_image")),
+            "SET GLOBAL binlog_row_image = 'FULL'",
+        ));
+    }
+}
+
+async fn check_target(
+    conn: &mut Conn,
+    spec: &TaskSpec,
+    planned: &[(TableRef, TableRef)],
+    out: &mut Vec<CheckResult>,
+) {
+    let meta = quote_ident(TARGET_META_DB);
+    let probe = async {
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {meta}")).await?;
+        conn.query_drop(format!("CREATE TABLE IF NOT EXISTS {meta}.precheck_probe (id INT PRIMARY KEY)"))
+            .await?;
+        conn.query_drop(format!("DROP TABLE {meta}.precheck_probe")).await
+    };
+    if let Err(e) = probe.await {
+        out.push(fail(
+            "target_privilege",
+            Some(spec.target.describe()),
+            format!("the target user cannot create tables: {e}"),
+            "GRANT CREATE, DROP, ALTER, INDEX, INSERT, UPDATE, DELETE, SELECT, CREATE VIEW ON the target databases and ferry_meta TO the target user",
+        ));
+        return;
+    }
+    if !spec.phases.contains(&Phase::Schema) {
+        return;
+    }
+    for (source, target) in planned {
+        let exists: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&target.database, &target.table),
+            )
+            .await
+            .unwrap_or(None);
+        if exists.unwrap_or(0) == 0 {
+            continue;
+        }
+        let ours: Option<String> = conn
+            .exec_first(
+                format!("SELECT state FROM {meta}.full_objects WHERE task = ? AND object = ?"),
+                (&spec.name, source.to_string()),
+            )
+            .await
+            .unwrap_or(None);
+        if ours.is_some() {
+            continue;
+        }
+        out.push(match spec.full.existing_tables {
+            ExistingTablePolicy::Fail => fail(
+                "target_exists",
+                Some(target.to_string()),
+                format!("target {target} already exists"),
+                "drop it, or set full.existing_tables to skip (copy into it) or drop (replace it)",
+            ),
+            ExistingTablePolicy::Skip => result(
+                "target_exists",
+                Some(target.to_string()),
+                CheckOutcome::Warn,
+                format!("target {target} exists and is kept; rows are copied into it"),
+                None,
+            ),
+            ExistingTablePolicy::Drop => result(
+                "target_exists",
+                Some(target.to_string()),
+                CheckOutcome::Warn,
+                format!("target {target} exists and will be dropped"),
+                None,
+            ),
+        });
+    }
+}

@@ -1,0 +1,111 @@
+//! Reading and writing the control-plane records of one task.
+
+use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets};
+use ferry_kit::KitError;
+use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
+use ferry_schemas::names;
+use ferry_schemas::status::{FullMigratorStatus, SchedulerStatus, SinkStatus, TableProgress};
+use ferry_schemas::task::Phase;
+
+pub const COMPONENT: &str = "scheduler";
+/// Roles that take part in the phases this build runs.
+pub const DATA_ROLES: &[Role] = &[Role::FullMigrator, Role::Sink];
+
+#[derive(Clone)]
+pub struct Store {
+    pub buckets: Buckets,
+}
+
+impl Store {
+    pub async fn task_names(&self) -> Result<Vec<String>, KitError> {
+        let keys = kv_keys_with_prefix(&self.buckets.tasks, "task.").await?;
+        let mut names: Vec<String> =
+            keys.into_iter().filter_map(|k| k.strip_prefix("task.").map(str::to_owned)).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub async fn record(&self, task: &str) -> Result<Option<(TaskRecord, u64)>, KitError> {
+        kv_entry(&self.buckets.tasks, &names::task_key(task)).await
+    }
+
+    /// Writes a record if it is still at `revision` (0 = must not exist).
+    pub async fn put_record(&self, task: &str, record: &TaskRecord, revision: u64) -> Result<bool, KitError> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|source| KitError::Json { what: "task record".into(), source })?;
+        let key = names::task_key(task);
+        let result = if revision == 0 {
+            self.buckets.tasks.create(&key, bytes.into()).await.map(|_| ()).map_err(|e| e.to_string())
+        } else {
+            self.buckets
+                .tasks
+                .update(&key, bytes.into(), revision)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        Ok(result.is_ok())
+    }
+
+    pub async fn scheduler_status(&self, task: &str) -> Result<Option<SchedulerStatus>, KitError> {
+        kv_get(&self.buckets.status, &names::status_key(task, COMPONENT)).await
+    }
+
+    pub async fn put_scheduler_status(&self, task: &str, status: &SchedulerStatus) -> Result<(), KitError> {
+        kv_put(&self.buckets.status, &names::status_key(task, COMPONENT), status).await.map(|_| ())
+    }
+
+    pub async fn full_status(&self, task: &str) -> Result<FullMigratorStatus, KitError> {
+        Ok(kv_get(&self.buckets.status, &names::status_key(task, "full-migrator")).await?.unwrap_or_default())
+    }
+
+    pub async fn sink_status(&self, task: &str) -> Result<SinkStatus, KitError> {
+        Ok(kv_get(&self.buckets.status, &names::status_key(task, "sink")).await?.unwrap_or_default())
+    }
+
+    pub async fn table_progress(
+        &self,
+        task: &str,
+        database: &str,
+        table: &str,
+    ) -> Result<Option<TableProgress>, KitError> {
+        kv_get(&self.buckets.status, &names::table_progress_key(task, database, table)).await
+    }
+
+    pub async fn assign(
+        &self,
+        task: &str,
+        desired: DesiredState,
+        phases: &[Phase],
+        epoch: u64,
+    ) -> Result<(), KitError> {
+        for role in DATA_ROLES {
+            let a =
+                Assignment { task: task.to_owned(), role: *role, desired, phases: phases.to_vec(), epoch };
+            kv_put(&self.buckets.tasks, &names::assignment_key(task, role.as_str()), &a).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every record of a task from the buckets.
+    pub async fn purge_task(
+        &self,
+        task: &str,
+        tables: &[ferry_schemas::table::TableRef],
+    ) -> Result<(), KitError> {
+        let del = |kv: &async_nats::jetstream::kv::Store, key: String| {
+            let kv = kv.clone();
+            async move { kv.purge(&key).await.map_err(|e| KitError::nats(format!("deleting {key}"), e)) }
+        };
+        for role in DATA_ROLES {
+            del(&self.buckets.tasks, names::assignment_key(task, role.as_str())).await?;
+        }
+        for t in tables {
+            del(&self.buckets.status, names::table_progress_key(task, &t.database, &t.table)).await?;
+        }
+        for c in [COMPONENT, "full-migrator", "sink"] {
+            del(&self.buckets.status, names::status_key(task, c)).await?;
+        }
+        del(&self.buckets.tasks, names::task_key(task)).await
+    }
+}

@@ -1,0 +1,61 @@
+//! The task view served by the API: the scheduler's state plus every component's progress.
+
+use crate::store::Store;
+use ferry_kit::KitError;
+use ferry_schemas::control::TaskRecord;
+use ferry_schemas::status::{SchedulerStatus, TableStatusView, TaskState, TaskStatusView};
+
+pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView, KitError> {
+    let task = &record.spec.name;
+    let st = store.scheduler_status(task).await?.unwrap_or_else(|| initial_status(record));
+    let fm = store.full_status(task).await?;
+    let sink = store.sink_status(task).await?;
+    let mut tables = Vec::with_capacity(fm.tables.len());
+    for t in &fm.tables {
+        let p = store.table_progress(task, &t.database, &t.table).await?;
+        let applied = sink.tables.get(&t.to_string()).cloned().unwrap_or_default();
+        let same_attempt = p.as_ref().is_none_or(|p| p.attempt == applied.attempt);
+        tables.push(TableStatusView {
+            source: t.clone(),
+            target: p.as_ref().map(|p| p.target.clone()).unwrap_or_else(|| record.spec.renames.target_of(t)),
+            estimated_rows: p.as_ref().map_or(0, |p| p.estimated_rows),
+            rows_published: p.as_ref().map_or(0, |p| p.rows_published),
+            rows_applied: if same_attempt { applied.rows } else { 0 },
+            chunks_published: p.as_ref().map_or(0, |p| p.chunks_published),
+            chunks_applied: if same_attempt { applied.chunks } else { 0 },
+            read_done: p.as_ref().is_some_and(|p| p.done),
+            keyless: p.as_ref().is_some_and(|p| p.keyless),
+            note: p.and_then(|p| p.note),
+        });
+    }
+    let since = st.running_since;
+    let fresh = |r: &Option<ferry_schemas::status::ErrorReport>| {
+        r.clone().filter(|r| since.is_none_or(|s| r.at >= s))
+    };
+    Ok(TaskStatusView {
+        name: task.clone(),
+        state: st.state,
+        phase: st.phase,
+        phases: record.spec.phases.clone(),
+        error: st.error.clone(),
+        retrying: [fresh(&fm.retrying), fresh(&sink.retrying)].into_iter().flatten().collect(),
+        precheck: st.precheck.clone(),
+        p0: fm.p0.clone(),
+        p1: fm.p1.clone(),
+        tables,
+        views_published: fm.views_published,
+        views_applied: sink.views_applied,
+    })
+}
+
+pub fn initial_status(_record: &TaskRecord) -> SchedulerStatus {
+    SchedulerStatus {
+        state: TaskState::Created,
+        phase: None,
+        precheck: Vec::new(),
+        error: None,
+        epoch: 0,
+        running_since: None,
+        updated_at: chrono::Utc::now(),
+    }
+}

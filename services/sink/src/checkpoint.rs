@@ -1,0 +1,155 @@
+//! The sink's checkpoint tables in the target (database `ferry_meta`).
+//!
+//! `full_chunks` holds one row per applied chunk, written in the same transaction as the
+//! chunk's rows: a chunk is applied exactly when its row exists, so a redelivered chunk is
+//! skipped. `full_objects` records DDL progress per target object (`dropping`, `creating`,
+//! `done`); DDL is not transactional in MySQL, so the state before the statement says what a
+//! restart must redo.
+
+use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
+
+pub const META_DB: &str = ferry_schemas::names::TARGET_META_DB;
+
+pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(
+        "CREATE DATABASE IF NOT EXISTS ferry_meta;
+         CREATE TABLE IF NOT EXISTS ferry_meta.full_objects (
+           task VARCHAR(64) NOT NULL, object VARCHAR(400) NOT NULL, kind VARCHAR(8) NOT NULL,
+           state VARCHAR(16) NOT NULL, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+           PRIMARY KEY (task, object)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+         CREATE TABLE IF NOT EXISTS ferry_meta.full_chunks (
+           task VARCHAR(64) NOT NULL, source_table VARCHAR(400) NOT NULL, chunk BIGINT UNSIGNED NOT NULL,
+           attempt INT UNSIGNED NOT NULL, row_count BIGINT UNSIGNED NOT NULL,
+           applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+           PRIMARY KEY (task, source_table, chunk)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn object_state(
+    conn: &mut MySqlConnection,
+    task: &str,
+    object: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT state FROM ferry_meta.full_objects WHERE task = ? AND object = ?")
+        .bind(task.to_owned())
+        .bind(object.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn set_object_state(
+    conn: &mut MySqlConnection,
+    task: &str,
+    object: &str,
+    kind: &str,
+    state: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ferry_meta.full_objects (task, object, kind, state) VALUES (?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE state = VALUES(state), updated_at = CURRENT_TIMESTAMP(6)",
+    )
+    .bind(task.to_owned())
+    .bind(object.to_owned())
+    .bind(kind.to_owned())
+    .bind(state.to_owned())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The chunk marker, locked for the rest of the transaction.
+pub async fn chunk_applied(
+    conn: &mut MySqlConnection,
+    task: &str,
+    table: &str,
+    chunk: u64,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ? AND chunk = ? FOR UPDATE",
+    )
+    .bind(task.to_owned())
+    .bind(table.to_owned())
+    .bind(chunk)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// Attempt and highest chunk applied for a keyless table (locked).
+pub async fn keyless_state(
+    conn: &mut MySqlConnection,
+    task: &str,
+    table: &str,
+) -> Result<Option<(u32, u64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT attempt, MAX(chunk) AS top FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ? \
+         GROUP BY attempt ORDER BY attempt DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(task.to_owned())
+    .bind(table.to_owned())
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((r.try_get::<u32, _>("attempt")?, r.try_get::<u64, _>("top")?))),
+        None => Ok(None),
+    }
+}
+
+pub async fn clear_chunks(conn: &mut MySqlConnection, task: &str, table: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ?")
+        .bind(task.to_owned())
+        .bind(table.to_owned())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_chunk(
+    conn: &mut MySqlConnection,
+    task: &str,
+    table: &str,
+    chunk: u64,
+    attempt: u32,
+    rows: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query::<MySql>("INSERT INTO ferry_meta.full_chunks (task, source_table, chunk, attempt, row_count) VALUES (?, ?, ?, ?, ?)")
+        .bind(task.to_owned())
+        .bind(table.to_owned())
+        .bind(chunk)
+        .bind(attempt)
+        .bind(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applied chunks and rows per source table, and which objects are done.
+pub async fn load_progress(
+    pool: &MySqlPool,
+    task: &str,
+) -> Result<(Vec<(String, u32, u64, u64)>, Vec<(String, String)>), sqlx::Error> {
+    let chunks = sqlx::query(
+        "SELECT source_table, attempt, COUNT(*) AS n, CAST(SUM(row_count) AS UNSIGNED) AS r FROM ferry_meta.full_chunks \
+         WHERE task = ? GROUP BY source_table, attempt",
+    )
+    .bind(task.to_owned())
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| Ok((r.try_get("source_table")?, r.try_get("attempt")?, r.try_get::<i64, _>("n")? as u64, r.try_get("r")?)))
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let objects =
+        sqlx::query("SELECT object, kind FROM ferry_meta.full_objects WHERE task = ? AND state = 'done'")
+            .bind(task.to_owned())
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("object")?, r.try_get("kind")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((chunks, objects))
+}

@@ -1,0 +1,107 @@
+//! The sink's status record, kept in memory and flushed to the status bucket.
+//!
+//! It is derived from the checkpoint tables at start and advanced after each commit, so it
+//! never runs ahead of what the target holds.
+
+use crate::checkpoint;
+use async_nats::jetstream::kv;
+use ferry_kit::nats::kv_put;
+use ferry_schemas::names;
+use ferry_schemas::status::{ErrorReport, SinkStatus};
+use sqlx::MySqlPool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub struct Progress {
+    task: String,
+    state: Mutex<SinkStatus>,
+    dirty: AtomicBool,
+}
+
+impl Progress {
+    /// Rebuilds the record from the target's checkpoint tables.
+    pub async fn load(task: &str, pool: &MySqlPool) -> Result<Self, sqlx::Error> {
+        let (chunks, objects) = checkpoint::load_progress(pool, task).await?;
+        let mut status = SinkStatus::default();
+        for (table, attempt, n, rows) in chunks {
+            let t = status.tables.entry(table).or_default();
+            if attempt >= t.attempt {
+                t.attempt = attempt;
+                t.chunks = n;
+                t.rows = rows;
+            }
+        }
+        for (object, kind) in objects {
+            match kind.as_str() {
+                "view" => status.views_applied += 1,
+                _ => status.tables.entry(object).or_default().created = true,
+            }
+        }
+        Ok(Self { task: task.to_owned(), state: Mutex::new(status), dirty: AtomicBool::new(true) })
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SinkStatus)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    pub fn chunk_applied(&self, table: &str, attempt: u32, rows: u64) {
+        self.update(|s| {
+            let t = s.tables.entry(table.to_owned()).or_default();
+            if attempt > t.attempt {
+                t.attempt = attempt;
+                t.chunks = 0;
+                t.rows = 0;
+            }
+            t.chunks += 1;
+            t.rows += rows;
+            s.retrying = None;
+        });
+    }
+
+    pub fn table_created(&self, table: &str) {
+        self.update(|s| s.tables.entry(table.to_owned()).or_default().created = true);
+    }
+
+    pub fn view_applied(&self) {
+        self.update(|s| s.views_applied += 1);
+    }
+
+    pub fn set_error(&self, report: Option<ErrorReport>) {
+        self.update(|s| s.error = report);
+    }
+
+    pub fn set_retrying(&self, report: Option<ErrorReport>) {
+        self.update(|s| s.retrying = report);
+    }
+
+    pub async fn flush(&self, status: &kv::Store) -> Result<(), ferry_kit::KitError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let snapshot = match self.state.lock() {
+            Ok(s) => SinkStatus { updated_at: Some(chrono::Utc::now()), ..s.clone() },
+            Err(_) => return Ok(()),
+        };
+        if let Err(e) = kv_put(status, &names::status_key(&self.task, crate::COMPONENT), &snapshot).await {
+            self.dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Flushes every `every` until `cancel`, then once more.
+    pub async fn flush_loop(&self, status: kv::Store, every: Duration, cancel: CancellationToken) {
+        loop {
+            tokio::select! { _ = tokio::time::sleep(every) => {}, _ = cancel.cancelled() => break }
+            if let Err(e) = self.flush(&status).await {
+                tracing::warn!(task = self.task, "cannot write sink status ({e}); will retry");
+            }
+        }
+        let _ = self.flush(&status).await;
+    }
+}
