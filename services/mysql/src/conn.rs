@@ -1,6 +1,6 @@
 //! Connections to a MySQL-family server from a task endpoint.
 //!
-//! Every session runs with `time_zone = '+00:00'` (TIMESTAMP values are read as UTC instants)
+//! Every session (also after the pool resets it) runs with `time_zone = '+00:00'` (TIMESTAMP values are read as UTC instants)
 //! and `utf8mb4` (text of every column charset arrives as UTF-8).
 
 use crate::SourceError;
@@ -19,7 +19,7 @@ pub fn opts(endpoint: &Endpoint, max_connections: usize) -> OptsBuilder {
         .user(Some(endpoint.user.clone()))
         .pass(Some(endpoint.password.expose().to_owned()))
         .prefer_socket(false)
-        .init(SESSION_INIT.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .setup(SESSION_INIT.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .pool_opts(PoolOpts::default().with_constraints(constraints))
         .tcp_keepalive(Some(Duration::from_secs(30)))
         .conn_ttl(Some(Duration::from_secs(600)))

@@ -1,0 +1,295 @@
+//! Starting servers and services for one test, and polling helpers.
+
+use anyhow::{anyhow, bail, Context, Result};
+use ferry_schemas::status::{TaskState, TaskStatusView};
+use mysql_async::prelude::*;
+use rand::Rng;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+pub fn env(name: &str) -> Result<String> {
+    std::env::var(name).map_err(|_| {
+        anyhow!("{name} is not set: run the tests through scripts/test (it starts the dev servers)")
+    })
+}
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn binary(name: &str) -> Result<PathBuf> {
+    let path = workspace().join("target").join("debug").join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --workspace --bins` (scripts/test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A unique lowercase suffix for names of databases and tasks.
+pub fn unique(prefix: &str) -> String {
+    let n: u32 = rand::rng().random();
+    format!("{prefix}_{n:08x}")
+}
+
+pub fn scratch_dir(name: &str) -> Result<PathBuf> {
+    let dir = workspace().join("target").join("e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with the last observation.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what} (last error: {last_err:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A nats-server with JetStream, owned by one test.
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+}
+
+impl NatsServer {
+    pub async fn start(dir: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let bin = env("FERRY_NATS_BIN")?;
+        let store = dir.join("nats");
+        let log = std::fs::File::create(dir.join("nats.log"))?;
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nats-server")?;
+        let url = format!("nats://127.0.0.1:{port}");
+        eventually("nats-server to accept connections", Duration::from_secs(20), || async {
+            Ok(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ()))
+        })
+        .await?;
+        Ok(Self { child, url })
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// One service process.
+pub struct Service {
+    name: String,
+    child: Option<Child>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl Service {
+    pub fn spawn(name: &str, envs: Vec<(String, String)>, dir: &Path) -> Result<Self> {
+        let mut s = Self {
+            name: name.to_owned(),
+            child: None,
+            envs,
+            log: dir.join(format!("{name}.log")),
+            starts: 0,
+        };
+        s.start()?;
+        Ok(s)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let mut cmd = Command::new(binary(&format!("ferry-{}", self.name))?);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        self.child = Some(cmd.spawn().with_context(|| format!("starting {}", self.name))?);
+        self.starts += 1;
+        Ok(())
+    }
+
+    /// SIGKILL, then wait for the process to be gone.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await?;
+        }
+        Ok(())
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        self.start()
+    }
+}
+
+/// NATS plus the scheduler, full-migrator and sink as processes.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub nats: NatsServer,
+    pub scheduler: Service,
+    pub full_migrator: Service,
+    pub sink: Service,
+    pub api: String,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start(test: &str) -> Result<Self> {
+        let dir = scratch_dir(test)?;
+        let nats = NatsServer::start(&dir).await?;
+        let api_port = free_port()?;
+        let common = vec![
+            ("FERRY_NATS_URL".to_owned(), nats.url.clone()),
+            ("FERRY_SECRET_KEY".to_owned(), "e2e-secret".to_owned()),
+            ("FERRY_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ];
+        let mut sched_env = common.clone();
+        sched_env.push(("FERRY_API_ADDR".into(), format!("127.0.0.1:{api_port}")));
+        let scheduler = Service::spawn("scheduler", sched_env, &dir)?;
+        let full_migrator = Service::spawn("full-migrator", common.clone(), &dir)?;
+        let sink = Service::spawn("sink", common, &dir)?;
+        let api = format!("http://127.0.0.1:{api_port}");
+        let http = reqwest::Client::new();
+        let probe = format!("{api}/readyz");
+        eventually("the scheduler API", Duration::from_secs(30), || {
+            let http = http.clone();
+            let probe = probe.clone();
+            async move { Ok(http.get(&probe).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
+        })
+        .await?;
+        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http })
+    }
+
+    pub async fn post(&self, path: &str, body: String) -> Result<(u16, serde_json::Value)> {
+        let r = self.http.post(format!("{}/api/v1{path}", self.api)).body(body).send().await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<u16> {
+        Ok(self.http.delete(format!("{}/api/v1{path}", self.api)).send().await?.status().as_u16())
+    }
+
+    pub async fn get_json(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        let r = self.http.get(format!("{}/api/v1{path}", self.api)).send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(serde_json::Value::Null)))
+    }
+
+    pub async fn status(&self, task: &str) -> Result<TaskStatusView> {
+        let (code, v) = self.get_json(&format!("/tasks/{task}")).await?;
+        if code != 200 {
+            bail!("GET task {task}: HTTP {code}: {v}");
+        }
+        Ok(serde_json::from_value(v)?)
+    }
+
+    pub async fn create_and_start(&self, spec: &str) -> Result<String> {
+        let (code, v) = self.post("/tasks?start=true", spec.to_owned()).await?;
+        if code != 201 {
+            bail!("creating the task: HTTP {code}: {v}");
+        }
+        Ok(v["name"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Waits until the task settles (completed, paused or stopped) and returns its view.
+    pub async fn wait_settled(&self, task: &str, timeout: Duration) -> Result<TaskStatusView> {
+        eventually(&format!("task {task} to settle"), timeout, || async {
+            let v = self.status(task).await?;
+            Ok(matches!(v.state, TaskState::Completed | TaskState::Paused | TaskState::Stopped).then_some(v))
+        })
+        .await
+    }
+
+    /// Runs the `ferry` CLI against this stack.
+    pub async fn cli(&self, args: &[&str]) -> Result<(bool, String)> {
+        let out = Command::new(binary("ferry")?).arg("--server").arg(&self.api).args(args).output().await?;
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.success(), text))
+    }
+}
+
+/// An admin connection to the source or the target server.
+pub async fn admin(which: &str) -> Result<mysql_async::Conn> {
+    let url = env(match which {
+        "source" => "FERRY_SOURCE_URL",
+        _ => "FERRY_TARGET_URL",
+    })?;
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url)?).await?;
+    conn.query_drop("SET NAMES utf8mb4").await?;
+    Ok(conn)
+}
+
+/// Host, port, user and password of a dev server from its URL.
+pub fn endpoint(which: &str) -> Result<(String, u16, String, String)> {
+    let url = env(match which {
+        "source" => "FERRY_SOURCE_URL",
+        _ => "FERRY_TARGET_URL",
+    })?;
+    let opts = mysql_async::Opts::from_url(&url)?;
+    Ok((
+        opts.ip_or_hostname().to_string(),
+        opts.tcp_port(),
+        opts.user().unwrap_or_default().to_owned(),
+        opts.pass().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// Drops the named databases on both servers when the test ends, passed or failed.
+pub struct DropOnExit(pub Vec<String>);
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.0);
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                    drop_databases(&refs).await;
+                });
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+pub async fn drop_databases(names: &[&str]) {
+    for (which, db) in names.iter().flat_map(|d| [("source", *d), ("target", *d)]) {
+        if let Ok(mut c) = admin(which).await {
+            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end scenarios: real service processes, a real nats-server per test, and the
+//! project's source and target MariaDB (`scripts/dev-services up`).
+
+mod bad_input;
+mod crash;
+mod full_copy;
+mod harness;
+mod scenario;
+mod verify;
