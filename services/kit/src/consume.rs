@@ -70,6 +70,12 @@ impl ConsumeError {
     }
 }
 
+/// How long JetStream waits for an ack before redelivering. Short, so messages held by a
+/// killed consumer come back quickly; a handler that runs longer keeps its message by sending
+/// in-progress acks every [`PROGRESS_EVERY`].
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
 
 /// Consumes until cancelled, the stream fails, or a handler fails definitely.
@@ -150,7 +156,19 @@ async fn run_one<H: Handler>(
 ) -> Result<(), Failure> {
     let mut backoff = Backoff::standard();
     loop {
-        match handler.handle(&item).await {
+        let outcome = {
+            let work = handler.handle(&item);
+            tokio::pin!(work);
+            let mut beat =
+                tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+            loop {
+                tokio::select! {
+                    r = &mut work => break r,
+                    _ = beat.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                }
+            }
+        };
+        match outcome {
             Ok(Outcome::Done) => {
                 if let Err(e) = msg.ack().await {
                     tracing::warn!(

@@ -2,12 +2,23 @@
 
 use crate::store::Store;
 use ferry_kit::KitError;
-use ferry_schemas::control::TaskRecord;
+use ferry_schemas::control::{DesiredState, TaskRecord};
 use ferry_schemas::status::{SchedulerStatus, TableStatusView, TaskState, TaskStatusView};
 
 pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView, KitError> {
     let task = &record.spec.name;
-    let st = store.scheduler_status(task).await?.unwrap_or_else(|| initial_status(record));
+    let mut st = store.scheduler_status(task).await?.unwrap_or_else(|| initial_status(record));
+    if record.desired == DesiredState::Running
+        && record.generation > st.epoch
+        && !matches!(st.state, TaskState::Stopped | TaskState::Completed)
+    {
+        // Accepted start or resume that the driver has not picked up yet: show it as starting
+        // over, so a client never reads the state from before its own request.
+        st.state = TaskState::Running;
+        st.phase = record.spec.phases.first().copied();
+        st.error = None;
+        st.running_since = Some(record.updated_at);
+    }
     let fm = store.full_status(task).await?;
     let sink = store.sink_status(task).await?;
     let mut tables = Vec::with_capacity(fm.tables.len());

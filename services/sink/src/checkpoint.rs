@@ -62,22 +62,21 @@ pub async fn set_object_state(
     Ok(())
 }
 
-/// The chunk marker, locked for the rest of the transaction.
-pub async fn chunk_applied(
+/// Records a chunk as applied, in the caller's transaction. `false` when it already was
+/// (the marker exists, or a concurrent redelivery of the same chunk holds it).
+pub async fn claim_chunk(
     conn: &mut MySqlConnection,
     task: &str,
     table: &str,
     chunk: u64,
+    attempt: u32,
+    rows: u64,
 ) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT 1 FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ? AND chunk = ? FOR UPDATE",
-    )
-    .bind(task.to_owned())
-    .bind(table.to_owned())
-    .bind(chunk)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
+    match mark_chunk(conn, task, table, chunk, attempt, rows).await {
+        Ok(()) => Ok(true),
+        Err(e) if crate::error::target_code(&e) == Some(1062) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Attempt and highest chunk applied for a keyless table (locked).
@@ -141,7 +140,7 @@ pub async fn load_progress(
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|r| Ok((r.try_get("source_table")?, r.try_get("attempt")?, r.try_get::<i64, _>("n")? as u64, r.try_get("r")?)))
+    .map(|r| Ok((text(&r, "source_table")?, r.try_get("attempt")?, r.try_get::<i64, _>("n")? as u64, r.try_get("r")?)))
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let objects =
         sqlx::query("SELECT object, kind FROM ferry_meta.full_objects WHERE task = ? AND state = 'done'")
@@ -149,7 +148,13 @@ pub async fn load_progress(
             .fetch_all(pool)
             .await?
             .into_iter()
-            .map(|r| Ok((r.try_get("object")?, r.try_get("kind")?)))
+            .map(|r| Ok((text(&r, "object")?, text(&r, "kind")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok((chunks, objects))
+}
+
+/// Reads a `utf8mb4_bin` column (the protocol flags it binary) as text.
+fn text(row: &sqlx::mysql::MySqlRow, column: &str) -> Result<String, sqlx::Error> {
+    let bytes: Vec<u8> = row.try_get(column)?;
+    String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

@@ -150,7 +150,7 @@ async fn run_once(
                 durable_name: Some(name.clone()),
                 ack_policy: AckPolicy::Explicit,
                 deliver_policy: DeliverPolicy::All,
-                ack_wait: Duration::from_secs(120),
+                ack_wait: consume::ACK_WAIT,
                 max_ack_pending: (concurrency * 8) as i64,
                 ..Default::default()
             },

@@ -6,7 +6,9 @@
 //! crash). An existing target object is refused, kept or dropped as the spec says.
 //!
 //! A chunk of a keyed table is written with `REPLACE` and its checkpoint row in one target
-//! transaction; a chunk whose checkpoint row exists is skipped, so redelivery never duplicates.
+//! transaction. The checkpoint row is inserted first: if it exists (or a concurrent redelivery
+//! of the same chunk holds it) the insert fails with a duplicate key and the chunk is skipped,
+//! so redelivery never duplicates.
 //! `REPLACE` also makes the copy converge when a chunk's rows were re-read later: it keeps the
 //! newer image of each key, and incremental sync in safe mode replays everything since P0.
 //! Chunks of different keyed tables, and of the same table, run in parallel lanes.
@@ -212,7 +214,13 @@ impl FullApplier {
                     }
                 }
             }
-        } else if checkpoint::chunk_applied(&mut tx, &self.task, &table, b.chunk).await.map_err(err)? {
+            checkpoint::mark_chunk(&mut tx, &self.task, &table, b.chunk, b.attempt, rows.len() as u64)
+                .await
+                .map_err(err)?;
+        } else if !checkpoint::claim_chunk(&mut tx, &self.task, &table, b.chunk, b.attempt, rows.len() as u64)
+            .await
+            .map_err(err)?
+        {
             return Ok(Outcome::Done);
         }
         let started = Instant::now();
@@ -220,9 +228,6 @@ impl FullApplier {
         for mut stmt in bind::statements(verb, &b.target, &b.columns, &rows) {
             stmt.build().execute(&mut *tx).await.map_err(err)?;
         }
-        checkpoint::mark_chunk(&mut tx, &self.task, &table, b.chunk, b.attempt, rows.len() as u64)
-            .await
-            .map_err(err)?;
         let executed = Instant::now();
         tx.commit().await.map_err(err)?;
         self.record(&table, b.attempt, rows.len() as u64, started, executed);
