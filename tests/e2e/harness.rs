@@ -155,7 +155,10 @@ impl Service {
 /// NATS plus the scheduler, full-migrator and sink as processes.
 pub struct Stack {
     pub dir: PathBuf,
+    /// Held for the test's lifetime: dropping it stops the server.
+    #[allow(dead_code)]
     pub nats: NatsServer,
+    #[allow(dead_code)]
     pub scheduler: Service,
     pub full_migrator: Service,
     pub sink: Service,
