@@ -129,6 +129,19 @@ async fn copies_structure_and_data_of_every_type_exactly() -> Result<()> {
     ensure!(ok && out.contains(&task), "ferry task list output: {out}");
     let (code, _) = stack.get_json(&format!("/tasks/{task}")).await?;
     ensure!(code == 200);
+    let total: u64 = view.tables.iter().map(|t| t.rows_applied).sum();
+    let sink_metrics = stack.metrics(true).await?;
+    let line = format!("sink_total_record{{task=\"{task}\"}} {total}");
+    ensure!(sink_metrics.contains(&line), "sink /metrics lacks `{line}`:\n{sink_metrics}");
+    ensure!(
+        sink_metrics.contains(&format!("sink_commit_time_count{{task=\"{task}\"}}")),
+        "sink_commit_time missing"
+    );
+    let fm_metrics = stack.metrics(false).await?;
+    ensure!(
+        fm_metrics.contains(&format!("full_rows_total{{task=\"{task}\"}} {total}")),
+        "full-migrator /metrics:\n{fm_metrics}"
+    );
     let spec_json = stack.get_json("/tasks").await?.1.to_string();
     ensure!(!spec_json.contains("ferry-dev-pass"), "the API leaks a password");
 

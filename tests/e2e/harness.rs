@@ -164,6 +164,8 @@ pub struct Stack {
     pub sink: Service,
     pub api: String,
     http: reqwest::Client,
+    /// Ports of the full-migrator's and the sink's /metrics.
+    metrics_ports: (u16, u16),
 }
 
 impl Stack {
@@ -179,8 +181,15 @@ impl Stack {
         let mut sched_env = common.clone();
         sched_env.push(("FERRY_API_ADDR".into(), format!("127.0.0.1:{api_port}")));
         let scheduler = Service::spawn("scheduler", sched_env, &dir)?;
-        let full_migrator = Service::spawn("full-migrator", common.clone(), &dir)?;
-        let sink = Service::spawn("sink", common, &dir)?;
+        let metrics_ports = (free_port()?, free_port()?);
+        let with_http = |port: u16| {
+            let mut e = common.clone();
+            e.retain(|(k, _)| k != "FERRY_HTTP_ADDR");
+            e.push(("FERRY_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}")));
+            e
+        };
+        let full_migrator = Service::spawn("full-migrator", with_http(metrics_ports.0), &dir)?;
+        let sink = Service::spawn("sink", with_http(metrics_ports.1), &dir)?;
         let api = format!("http://127.0.0.1:{api_port}");
         let http = reqwest::Client::new();
         let probe = format!("{api}/readyz");
@@ -190,7 +199,7 @@ impl Stack {
             async move { Ok(http.get(&probe).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
         })
         .await?;
-        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http })
+        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http, metrics_ports })
     }
 
     pub async fn post(&self, path: &str, body: String) -> Result<(u16, serde_json::Value)> {
@@ -233,6 +242,12 @@ impl Stack {
             Ok(matches!(v.state, TaskState::Completed | TaskState::Paused | TaskState::Stopped).then_some(v))
         })
         .await
+    }
+
+    /// The Prometheus text of the full-migrator (`false`) or the sink (`true`).
+    pub async fn metrics(&self, sink: bool) -> Result<String> {
+        let port = if sink { self.metrics_ports.1 } else { self.metrics_ports.0 };
+        Ok(self.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await?.text().await?)
     }
 
     /// Runs the `ferry` CLI against this stack.

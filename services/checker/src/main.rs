@@ -1,6 +1,5 @@
 use clap::Parser;
 use ferry_kit::args::CommonArgs;
-use ferry_kit::runtime::Runtime;
 
 /// Ferry checker: verification and correction SQL.
 #[derive(Parser)]
@@ -13,10 +12,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ferry_kit::telemetry::init(ferry_checker::COMPONENT);
-    let shutdown = ferry_kit::shutdown::on_signals();
-    let rt = Runtime::connect(ferry_checker::COMPONENT, &args.common, &shutdown).await?;
-    rt.serve_http(args.common.http_addr, axum::Router::new(), shutdown.clone()).await?;
-    ferry_checker::run(rt, shutdown).await;
+    ferry_kit::runtime::run_service(ferry_checker::COMPONENT, args.common, ferry_checker::run).await?;
     Ok(())
 }

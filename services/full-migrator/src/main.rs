@@ -1,6 +1,5 @@
 use clap::Parser;
 use ferry_kit::args::CommonArgs;
-use ferry_kit::runtime::Runtime;
 
 /// Ferry full-migrator: structure migration and full copy into JetStream.
 #[derive(Parser)]
@@ -13,10 +12,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ferry_kit::telemetry::init(ferry_full_migrator::COMPONENT);
-    let shutdown = ferry_kit::shutdown::on_signals();
-    let rt = Runtime::connect(ferry_full_migrator::COMPONENT, &args.common, &shutdown).await?;
-    rt.serve_http(args.common.http_addr, axum::Router::new(), shutdown.clone()).await?;
-    ferry_full_migrator::run(rt, shutdown).await;
+    ferry_kit::runtime::run_service(ferry_full_migrator::COMPONENT, args.common, ferry_full_migrator::run)
+        .await?;
     Ok(())
 }

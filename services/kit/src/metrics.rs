@@ -36,10 +36,11 @@ pub struct Metrics {
     pub full_rows_total: Family<TaskLabel, Counter>,
     pub full_chunks_total: Family<TaskLabel, Counter>,
     pub full_bytes_total: Family<TaskLabel, Counter>,
-    /// Rows written to the target.
-    pub sink_total_record: Family<TaskLabel, Counter>,
-    /// Target transactions committed.
-    pub sink_total_transaction: Family<TaskLabel, Counter>,
+    /// Rows written to the target. A gauge only so that it is exposed under the exact OMS name
+    /// (prometheus-client suffixes counters with `_total`); it only grows.
+    pub sink_total_record: Family<TaskLabel, Gauge>,
+    /// Target transactions committed (`sink_transactions_total`).
+    pub sink_transactions: Family<TaskLabel, Counter>,
     pub sink_execute_time: Hist,
     pub sink_commit_time: Hist,
     pub sink_rps: FGauge,
@@ -55,7 +56,7 @@ impl Metrics {
             full_chunks_total: Family::default(),
             full_bytes_total: Family::default(),
             sink_total_record: Family::default(),
-            sink_total_transaction: Family::default(),
+            sink_transactions: Family::default(),
             sink_execute_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             sink_commit_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             sink_rps: Family::default(),
@@ -71,11 +72,7 @@ impl Metrics {
             m.full_bytes_total.clone(),
         );
         registry.register("sink_total_record", "Rows written to the target", m.sink_total_record.clone());
-        registry.register(
-            "sink_total_transaction",
-            "Target transactions committed",
-            m.sink_total_transaction.clone(),
-        );
+        registry.register("sink_transactions", "Target transactions committed", m.sink_transactions.clone());
         registry.register(
             "sink_execute_time",
             "Seconds spent executing statements per target transaction",
@@ -118,8 +115,8 @@ impl Metrics {
         let Ok(mut state) = self.rate_state.lock() else { return };
         let labels: Vec<TaskLabel> = state.keys().cloned().collect();
         for l in labels {
-            let rows = self.sink_total_record.get_or_create(&l).get();
-            let txns = self.sink_total_transaction.get_or_create(&l).get();
+            let rows = self.sink_total_record.get_or_create(&l).get().max(0) as u64;
+            let txns = self.sink_transactions.get_or_create(&l).get();
             if let Some((r0, t0, at)) = state.get(&l).copied() {
                 let secs = now.duration_since(at).as_secs_f64().max(1e-3);
                 self.sink_rps.get_or_create(&l).set(rows.saturating_sub(r0) as f64 / secs);

@@ -57,3 +57,18 @@ impl Runtime {
         http::serve(addr, router, shutdown).await
     }
 }
+
+/// The whole life of a worker service: telemetry, signals, NATS, health server, then `run`
+/// until shutdown.
+pub async fn run_service<F, Fut>(service: &str, args: CommonArgs, run: F) -> Result<(), KitError>
+where
+    F: FnOnce(Runtime, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    crate::telemetry::init(service);
+    let shutdown = crate::shutdown::on_signals();
+    let rt = Runtime::connect(service, &args, &shutdown).await?;
+    rt.serve_http(args.http_addr, Router::new(), shutdown.clone()).await?;
+    run(rt, shutdown).await;
+    Ok(())
+}

@@ -1,6 +1,5 @@
 use clap::Parser;
 use ferry_kit::args::CommonArgs;
-use ferry_kit::runtime::Runtime;
 
 /// Ferry store: binlog capture.
 #[derive(Parser)]
@@ -13,10 +12,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ferry_kit::telemetry::init(ferry_store::COMPONENT);
-    let shutdown = ferry_kit::shutdown::on_signals();
-    let rt = Runtime::connect(ferry_store::COMPONENT, &args.common, &shutdown).await?;
-    rt.serve_http(args.common.http_addr, axum::Router::new(), shutdown.clone()).await?;
-    ferry_store::run(rt, shutdown).await;
+    ferry_kit::runtime::run_service(ferry_store::COMPONENT, args.common, ferry_store::run).await?;
     Ok(())
 }

@@ -241,8 +241,8 @@ impl FullApplier {
             .get_or_create(&label)
             .observe(executed.duration_since(started).as_secs_f64());
         self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
-        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows);
-        self.metrics.sink_total_transaction.get_or_create(&label).inc();
+        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows as i64);
+        self.metrics.sink_transactions.get_or_create(&label).inc();
         self.progress.chunk_applied(table, attempt, rows);
     }
 }
