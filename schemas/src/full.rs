@@ -16,6 +16,8 @@ use serde_json::Value as Json;
 pub enum FullEvent {
     CreateTable(CreateTable),
     Rows(RowBatch),
+    /// The last message of a table: every chunk of `attempt` (`chunks` of them) was published.
+    TableDone(TableDone),
     CreateView(CreateView),
 }
 
@@ -37,9 +39,23 @@ pub struct CreateTable {
     pub source: TableRef,
     pub target: TableRef,
     pub schema: TableSchema,
-    /// `CREATE TABLE` for the target, names already mapped.
+    /// `CREATE TABLE` for the target, names already mapped, without `deferred_indexes`.
     pub ddl: String,
+    /// Secondary (non-unique) index definitions, e.g. ``KEY `k_1` (`k`)``, built in one
+    /// `ALTER TABLE` after the rows are loaded (a sorted build instead of row-by-row upkeep).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_indexes: Vec<String>,
     pub existing: ExistingTablePolicy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TableDone {
+    pub source: TableRef,
+    pub target: TableRef,
+    #[serde(default)]
+    pub keyless: bool,
+    pub attempt: u32,
+    pub chunks: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

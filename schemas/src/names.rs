@@ -106,6 +106,9 @@ pub fn full_ddl_msg_id(task: &str, database: &str, table: &str) -> String {
 pub fn full_chunk_msg_id(task: &str, database: &str, table: &str, attempt: u32, chunk: u64) -> String {
     format!("{task}:rows:{}.{}:{attempt}:{chunk}", token(database), token(table))
 }
+pub fn full_done_msg_id(task: &str, database: &str, table: &str, attempt: u32) -> String {
+    format!("{task}:done:{}.{}:{attempt}", token(database), token(table))
+}
 pub fn full_view_msg_id(task: &str, database: &str, view: &str) -> String {
     format!("{task}:view:{}.{}", token(database), token(view))
 }

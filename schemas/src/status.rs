@@ -130,6 +130,9 @@ pub struct TableApplied {
     pub attempt: u32,
     #[serde(default)]
     pub created: bool,
+    /// Every chunk applied and the deferred indexes built.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// Key `<task>.sink`. Derived from the sink's checkpoint tables in the target.

@@ -176,13 +176,16 @@ pub struct FullOptions {
     /// Migrate views after tables.
     #[serde(default = "default_true")]
     pub views: bool,
+    /// Build secondary indexes after a table's rows are loaded (tables without foreign keys).
+    #[serde(default = "default_true")]
+    pub defer_indexes: bool,
 }
 
 fn default_concurrency() -> u32 {
     4
 }
 fn default_chunk_rows() -> u32 {
-    2_000
+    4_000
 }
 fn default_true() -> bool {
     true
@@ -196,6 +199,7 @@ impl Default for FullOptions {
             write_concurrency: default_concurrency(),
             existing_tables: ExistingTablePolicy::default(),
             views: true,
+            defer_indexes: true,
         }
     }
 }

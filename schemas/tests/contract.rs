@@ -4,7 +4,7 @@
 use chrono::{TimeZone, Utc};
 use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
 use ferry_schemas::envelope::Envelope;
-use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch};
+use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
 use ferry_schemas::status::{
     FullMigratorStatus, SchedulerStatus, SinkStatus, TableProgress, TaskState, TaskStatusView,
@@ -117,6 +117,7 @@ fn schemas_and_examples_match_the_types() {
         target: TableRef::new("shop_new", "orders"),
         schema: orders(),
         ddl: "CREATE TABLE `shop_new`.`orders` (`id` bigint(20) unsigned NOT NULL, `amount` decimal(12,2), PRIMARY KEY (`id`))".into(),
+        deferred_indexes: vec!["KEY `k_amount` (`amount`)".into()],
         existing: ExistingTablePolicy::Fail,
     });
     contract(
@@ -148,6 +149,21 @@ fn schemas_and_examples_match_the_types() {
         Envelope {
             produced_at: at(),
             ..Envelope::new("shop-move", "shop-move:rows:shop.orders:0:0".into(), None, rows)
+        },
+        &mut drift,
+    );
+    let done = FullEvent::TableDone(TableDone {
+        source: TableRef::new("shop", "orders"),
+        target: TableRef::new("shop_new", "orders"),
+        keyless: false,
+        attempt: 0,
+        chunks: 1,
+    });
+    contract(
+        "full_event_table_done",
+        Envelope {
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:done:shop.orders:0".into(), None, done)
         },
         &mut drift,
     );

@@ -20,12 +20,16 @@ async fn wait_for(
     what: &str,
     pred: impl Fn(&ferry_schemas::status::TableStatusView) -> bool,
 ) -> Result<TaskStatusView> {
-    eventually(what, Duration::from_secs(300), || async {
+    let v = eventually(what, Duration::from_secs(300), || async {
         let v = stack.status(task).await?;
-        ensure!(v.state == TaskState::Running, "task settled before {what}: {v:?}");
-        Ok(table(&v, "sbtest").filter(|t| pred(t)).map(|_| v.clone()))
+        if v.state != TaskState::Running || table(&v, "sbtest").is_some_and(&pred) {
+            return Ok(Some(v));
+        }
+        Ok(None)
     })
-    .await
+    .await?;
+    ensure!(v.state == TaskState::Running, "task settled before {what}: {v:?}");
+    Ok(v)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,7 +31,7 @@ use ferry_kit::metrics::{self, Metrics};
 use ferry_kit::nats::{kv_get, kv_put, Nats};
 use ferry_mysql::values::{from_mysql, placeholder, to_param};
 use ferry_schemas::envelope::Envelope;
-use ferry_schemas::full::{BatchColumn, FullEvent, RowBatch};
+use ferry_schemas::full::{BatchColumn, FullEvent, RowBatch, TableDone};
 use ferry_schemas::names;
 use ferry_schemas::status::TableProgress;
 use ferry_schemas::table::{quote_ident, ColumnDef, KeyKind};
@@ -118,10 +118,26 @@ impl CopyContext {
             adopt_published(&mut progress, last);
             self.copy_keyed(&mut conn, plan, &mut progress, &key).await?;
         }
+        self.publish_done(plan, &progress).await?;
         progress.done = true;
         kv_put(&self.status, &key, &progress).await?;
         tracing::info!(task = self.task, table = %plan.source, rows = progress.rows_published, chunks = progress.chunks_published, "table read completely");
         Ok(progress)
+    }
+
+    /// Closes the table in the stream: the sink finishes it (indexes) once it applied `chunks`.
+    async fn publish_done(&self, plan: &TablePlan, progress: &TableProgress) -> Result<(), FullError> {
+        let id =
+            names::full_done_msg_id(&self.task, &plan.source.database, &plan.source.table, progress.attempt);
+        let event = FullEvent::TableDone(TableDone {
+            source: plan.source.clone(),
+            target: plan.target.clone(),
+            keyless: progress.keyless,
+            attempt: progress.attempt,
+            chunks: progress.chunks_published,
+        });
+        let subject = names::full_table_subject(&self.task, &plan.source.database, &plan.source.table);
+        crate::structure::publish(&self.nats, &self.task, subject, id, event).await
     }
 
     /// The table's last row batch in the stream, if any.

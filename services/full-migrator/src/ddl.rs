@@ -127,6 +127,41 @@ pub fn table_ddl(source_ddl: &str, source: &TableRef, target: &TableRef, renames
     out
 }
 
+/// Splits the non-unique secondary indexes out of a `SHOW CREATE TABLE` text (one definition
+/// per line), so they can be built after the load. Tables with foreign keys keep every index:
+/// InnoDB needs an index on foreign-key columns at creation.
+pub fn split_secondary_indexes(ddl: &str) -> (String, Vec<String>) {
+    if ddl.lines().any(|l| l.trim_start().starts_with("CONSTRAINT") && l.contains("FOREIGN KEY")) {
+        return (ddl.to_owned(), Vec::new());
+    }
+    let is_secondary = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("KEY `") || t.starts_with("FULLTEXT KEY `") || t.starts_with("SPATIAL KEY `")
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    let mut deferred = Vec::new();
+    for line in ddl.lines() {
+        if is_secondary(line) {
+            deferred.push(line.trim().trim_end_matches(',').to_owned());
+        } else {
+            kept.push(line);
+        }
+    }
+    if deferred.is_empty() {
+        return (ddl.to_owned(), deferred);
+    }
+    // The line before the closing `)` must not end with a comma any more.
+    if let Some(close) = kept.iter().position(|l| l.starts_with(')')) {
+        if close > 0 {
+            let fixed = kept[close - 1].trim_end_matches(',');
+            let mut out: Vec<String> = kept.iter().map(|l| (*l).to_owned()).collect();
+            out[close - 1] = fixed.to_owned();
+            return (out.join("\n"), deferred);
+        }
+    }
+    (ddl.to_owned(), Vec::new())
+}
+
 /// `CREATE VIEW` for the target from `SHOW CREATE VIEW`: DEFINER dropped, names mapped.
 pub fn view_ddl(source_ddl: &str, source: &TableRef, target: &TableRef, renames: &Renames) -> String {
     let without_definer = strip_definer(source_ddl);
@@ -213,6 +248,16 @@ mod tests {
         assert!(out.starts_with("CREATE TABLE `shop2`.`items` ("), "{out}");
         assert!(out.contains("REFERENCES `shop2`.`orders_v2` (`id`)"), "{out}");
         assert!(out.contains("COMMENT 'the `x` ''y'''"), "{out}");
+    }
+
+    #[test]
+    fn secondary_indexes_are_split_out() {
+        let ddl = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `k` int(11) NOT NULL,\n  `c` text,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`c`(10)),\n  KEY `k_1` (`k`),\n  FULLTEXT KEY `ft` (`c`)\n) ENGINE=InnoDB";
+        let (base, idx) = split_secondary_indexes(ddl);
+        assert_eq!(idx, vec!["KEY `k_1` (`k`)", "FULLTEXT KEY `ft` (`c`)"]);
+        assert!(base.contains("UNIQUE KEY `u` (`c`(10))\n) ENGINE=InnoDB"), "{base}");
+        let fk = "CREATE TABLE `t` (\n  `a` int,\n  KEY `a` (`a`),\n  CONSTRAINT `f` FOREIGN KEY (`a`) REFERENCES `p` (`id`)\n) ENGINE=InnoDB";
+        assert!(split_secondary_indexes(fk).1.is_empty());
     }
 
     #[test]

@@ -104,7 +104,8 @@ async fn run_once(
     } else {
         if assignment.phases.contains(&Phase::Schema) {
             let tables: Vec<&TablePlan> = plan.tables.iter().collect();
-            structure::publish_tables(&rt.nats, &mut conn, &spec, &tables).await?;
+            let defer = spec.full.defer_indexes && assignment.phases.contains(&Phase::Full);
+            structure::publish_tables(&rt.nats, &mut conn, &spec, &tables, defer).await?;
             status.views_published = structure::publish_views(&rt.nats, &mut conn, &spec, &plan).await?;
         }
         status.tables = plan.tables.iter().map(|t| t.source.clone()).collect();

@@ -15,19 +15,26 @@ use ferry_schemas::table::TableRef;
 use ferry_schemas::task::TaskSpec;
 use mysql_async::Conn;
 
+/// Publishes every table's `CreateTable`. With `defer_indexes`, secondary indexes travel
+/// separately and are built by the sink when the table's rows are in.
 pub async fn publish_tables(
     nats: &Nats,
     conn: &mut Conn,
     spec: &TaskSpec,
     tables: &[&TablePlan],
+    defer_indexes: bool,
 ) -> Result<(), FullError> {
     for t in tables {
         let source_ddl = catalog::show_create_table(conn, &t.source).await?;
+        let target_ddl = ddl::table_ddl(&source_ddl, &t.source, &t.target, &spec.renames);
+        let (target_ddl, deferred_indexes) =
+            if defer_indexes { ddl::split_secondary_indexes(&target_ddl) } else { (target_ddl, Vec::new()) };
         let event = FullEvent::CreateTable(CreateTable {
             source: t.source.clone(),
             target: t.target.clone(),
             schema: t.schema.clone(),
-            ddl: ddl::table_ddl(&source_ddl, &t.source, &t.target, &spec.renames),
+            ddl: target_ddl,
+            deferred_indexes,
             existing: spec.full.existing_tables,
         });
         let id = names::full_ddl_msg_id(&spec.name, &t.source.database, &t.source.table);
@@ -75,7 +82,7 @@ pub async fn publish_views(
     Ok(count)
 }
 
-async fn publish(
+pub async fn publish(
     nats: &Nats,
     task: &str,
     subject: String,

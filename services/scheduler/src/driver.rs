@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const TICK: Duration = Duration::from_millis(300);
+const TICK: Duration = Duration::from_millis(100);
 
 pub struct Driver {
     rt: Runtime,
@@ -205,7 +205,8 @@ impl Driver {
                 else {
                     return Ok(false);
                 };
-                if !p.done || p.attempt != applied.attempt || p.chunks_published != applied.chunks {
+                let all_applied = p.attempt == applied.attempt && p.chunks_published == applied.chunks;
+                if !p.done || !all_applied || !applied.finished {
                     return Ok(false);
                 }
             }

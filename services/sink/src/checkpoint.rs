@@ -3,8 +3,9 @@
 //! `full_chunks` holds one row per applied chunk, written in the same transaction as the
 //! chunk's rows: a chunk is applied exactly when its row exists, so a redelivered chunk is
 //! skipped. `full_objects` records DDL progress per target object (`dropping`, `creating`,
-//! `done`); DDL is not transactional in MySQL, so the state before the statement says what a
-//! restart must redo.
+//! `done`, then `indexing` and `finished` for tables); DDL is not transactional in MySQL, so
+//! the state before the statement says what a restart must redo. `pending_ddl` holds the
+//! secondary index definitions a table owes until it is finished.
 
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 
@@ -15,7 +16,8 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
         "CREATE DATABASE IF NOT EXISTS ferry_meta;
          CREATE TABLE IF NOT EXISTS ferry_meta.full_objects (
            task VARCHAR(64) NOT NULL, object VARCHAR(400) NOT NULL, kind VARCHAR(8) NOT NULL,
-           state VARCHAR(16) NOT NULL, updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+           state VARCHAR(16) NOT NULL, pending_ddl LONGTEXT NULL,
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
            PRIMARY KEY (task, object)
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
          CREATE TABLE IF NOT EXISTS ferry_meta.full_chunks (
@@ -27,6 +29,23 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
     )
     .execute(pool)
     .await?;
+    upgrade(pool).await
+}
+
+/// Brings checkpoint tables created by an older sink up to date (portable: MySQL 8 has no
+/// `ADD COLUMN IF NOT EXISTS`).
+async fn upgrade(pool: &MySqlPool) -> Result<(), sqlx::Error> {
+    let has_pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'full_objects' AND COLUMN_NAME = 'pending_ddl'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if has_pending == 0 {
+        sqlx::query("ALTER TABLE ferry_meta.full_objects ADD COLUMN pending_ddl LONGTEXT NULL AFTER state")
+            .persistent(false)
+            .execute(pool)
+            .await?;
+    }
     Ok(())
 }
 
@@ -35,11 +54,64 @@ pub async fn object_state(
     task: &str,
     object: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT state FROM ferry_meta.full_objects WHERE task = ? AND object = ?")
+    let row = sqlx::query("SELECT state FROM ferry_meta.full_objects WHERE task = ? AND object = ?")
         .bind(task.to_owned())
         .bind(object.to_owned())
         .fetch_optional(conn)
-        .await
+        .await?;
+    row.map(|r| text(&r, "state")).transpose()
+}
+
+/// The secondary index definitions a created table still owes.
+pub async fn pending_indexes(
+    conn: &mut MySqlConnection,
+    task: &str,
+    object: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT pending_ddl FROM ferry_meta.full_objects WHERE task = ? AND object = ?")
+        .bind(task.to_owned())
+        .bind(object.to_owned())
+        .fetch_optional(conn)
+        .await?;
+    let bytes: Option<Vec<u8>> = match row {
+        Some(r) => r.try_get::<Option<Vec<u8>>, _>("pending_ddl")?,
+        None => None,
+    };
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default())
+}
+
+pub async fn set_pending_indexes(
+    conn: &mut MySqlConnection,
+    task: &str,
+    object: &str,
+    defs: &[String],
+) -> Result<(), sqlx::Error> {
+    let text = if defs.is_empty() { None } else { serde_json::to_string(defs).ok() };
+    sqlx::query("UPDATE ferry_meta.full_objects SET pending_ddl = ? WHERE task = ? AND object = ?")
+        .bind(text)
+        .bind(task.to_owned())
+        .bind(object.to_owned())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Chunks applied for a table in one attempt.
+pub async fn applied_chunks(
+    conn: &mut MySqlConnection,
+    task: &str,
+    table: &str,
+    attempt: u32,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ? AND attempt = ?",
+    )
+    .bind(task.to_owned())
+    .bind(table.to_owned())
+    .bind(attempt)
+    .fetch_one(conn)
+    .await?;
+    Ok(n.max(0) as u64)
 }
 
 pub async fn set_object_state(
@@ -127,11 +199,13 @@ pub async fn mark_chunk(
     Ok(())
 }
 
-/// Applied chunks and rows per source table, and which objects are done.
+/// Per source table `(table, attempt, chunks, rows)`, and `(object, kind, state)` of every
+/// object past creation.
+#[allow(clippy::type_complexity)]
 pub async fn load_progress(
     pool: &MySqlPool,
     task: &str,
-) -> Result<(Vec<(String, u32, u64, u64)>, Vec<(String, String)>), sqlx::Error> {
+) -> Result<(Vec<(String, u32, u64, u64)>, Vec<(String, String, String)>), sqlx::Error> {
     let chunks = sqlx::query(
         "SELECT source_table, attempt, COUNT(*) AS n, CAST(SUM(row_count) AS UNSIGNED) AS r FROM ferry_meta.full_chunks \
          WHERE task = ? GROUP BY source_table, attempt",
@@ -143,18 +217,18 @@ pub async fn load_progress(
     .map(|r| Ok((text(&r, "source_table")?, r.try_get("attempt")?, r.try_get::<i64, _>("n")? as u64, r.try_get("r")?)))
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let objects =
-        sqlx::query("SELECT object, kind FROM ferry_meta.full_objects WHERE task = ? AND state = 'done'")
+        sqlx::query("SELECT object, kind, state FROM ferry_meta.full_objects WHERE task = ? AND state IN ('done', 'indexing', 'finished')")
             .bind(task.to_owned())
             .fetch_all(pool)
             .await?
             .into_iter()
-            .map(|r| Ok((text(&r, "object")?, text(&r, "kind")?)))
+            .map(|r| Ok((text(&r, "object")?, text(&r, "kind")?, text(&r, "state")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok((chunks, objects))
 }
 
 /// Reads a `utf8mb4_bin` column (the protocol flags it binary) as text.
-fn text(row: &sqlx::mysql::MySqlRow, column: &str) -> Result<String, sqlx::Error> {
+pub fn text(row: &sqlx::mysql::MySqlRow, column: &str) -> Result<String, sqlx::Error> {
     let bytes: Vec<u8> = row.try_get(column)?;
     String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

@@ -168,7 +168,7 @@ async fn run_once(
         let p = progress.clone();
         let kv = rt.buckets.status.clone();
         let c = flush_cancel.clone();
-        tokio::spawn(async move { p.flush_loop(kv, Duration::from_millis(500), c).await })
+        tokio::spawn(async move { p.flush_loop(kv, Duration::from_millis(200), c).await })
     };
     let result = consume::consume(&consumer, applier, concurrency, cancel.clone()).await;
     flush_cancel.cancel();

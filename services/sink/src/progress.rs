@@ -33,10 +33,14 @@ impl Progress {
                 t.rows = rows;
             }
         }
-        for (object, kind) in objects {
+        for (object, kind, state) in objects {
             match kind.as_str() {
                 "view" => status.views_applied += 1,
-                _ => status.tables.entry(object).or_default().created = true,
+                _ => {
+                    let t = status.tables.entry(object).or_default();
+                    t.created = true;
+                    t.finished = state == "finished";
+                }
             }
         }
         Ok(Self { task: task.to_owned(), state: Mutex::new(status), dirty: AtomicBool::new(true) })
@@ -65,6 +69,10 @@ impl Progress {
 
     pub fn table_created(&self, table: &str) {
         self.update(|s| s.tables.entry(table.to_owned()).or_default().created = true);
+    }
+
+    pub fn table_finished(&self, table: &str) {
+        self.update(|s| s.tables.entry(table.to_owned()).or_default().finished = true);
     }
 
     pub fn view_applied(&self) {

@@ -13,6 +13,9 @@
 //! newer image of each key, and incremental sync in safe mode replays everything since P0.
 //! Chunks of different keyed tables, and of the same table, run in parallel lanes.
 //!
+//! A table's `TableDone` builds its deferred secondary indexes once every chunk it counts is
+//! applied (it is nak'ed and comes back until then), so index builds overlap other tables' loads.
+//!
 //! A keyless table's parts run in one lane in stream order and use plain `INSERT`. Part 0 of a
 //! newer attempt empties the table first (same transaction); parts of older attempts are
 //! skipped; a part whose predecessor is not applied yet is nak'ed and comes back later.
@@ -26,7 +29,7 @@ use async_nats::jetstream::Message;
 use ferry_kit::consume::{Failure, Handler, Lane, Outcome};
 use ferry_kit::metrics::{self, Metrics};
 use ferry_schemas::envelope::Envelope;
-use ferry_schemas::full::{CreateTable, CreateView, ExistingTablePolicy, FullEvent, RowBatch};
+use ferry_schemas::full::{CreateTable, CreateView, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::table::{quote_ident, TableRef};
 use ferry_schemas::value::SqlValue;
 use futures::future::BoxFuture;
@@ -70,11 +73,10 @@ impl Handler for FullApplier {
         }
         let lane = match &env.body {
             FullEvent::CreateTable(_) | FullEvent::CreateView(_) => Lane::Barrier,
-            FullEvent::Rows(b) if b.keyless => {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                b.source.hash(&mut h);
-                Lane::Key(h.finish() | 1 << 63)
-            }
+            // A table's end runs in the table's lane (after its keyless parts) and waits, by
+            // coming back later, until every chunk it counts is applied.
+            FullEvent::TableDone(d) => table_lane(&d.source),
+            FullEvent::Rows(b) if b.keyless => table_lane(&b.source),
             FullEvent::Rows(_) => Lane::Key(seq),
         };
         Ok((lane, Item { event: env.body, seq }))
@@ -86,6 +88,7 @@ impl Handler for FullApplier {
                 FullEvent::CreateTable(ct) => self.create_table(ct).await,
                 FullEvent::CreateView(cv) => self.create_view(cv).await,
                 FullEvent::Rows(b) => self.apply_rows(b, item.seq).await,
+                FullEvent::TableDone(d) => self.finish_table(d).await,
             };
             if let Err(f) = &result {
                 if f.class == ferry_kit::ErrorClass::Transient {
@@ -108,7 +111,7 @@ impl FullApplier {
         let mut conn = self.conn(&target).await?;
         let err = |e: sqlx::Error| target_failure(&e, &target, "creating the table");
         let state = checkpoint::object_state(&mut conn, &self.task, &object).await.map_err(err)?;
-        if state.as_deref() == Some("done") {
+        if matches!(state.as_deref(), Some("done" | "indexing" | "finished")) {
             self.progress.table_created(&object);
             return Ok(Outcome::Done);
         }
@@ -143,9 +146,65 @@ impl FullApplier {
                 .map_err(err)?;
             exec(&mut conn, &ct.ddl).await.map_err(err)?;
         }
+        checkpoint::set_pending_indexes(&mut conn, &self.task, &object, &ct.deferred_indexes)
+            .await
+            .map_err(err)?;
         checkpoint::set_object_state(&mut conn, &self.task, &object, "table", "done").await.map_err(err)?;
         self.progress.table_created(&object);
-        tracing::info!(task = self.task, table = %ct.target, "created target table");
+        tracing::info!(task = self.task, table = %ct.target, deferred_indexes = ct.deferred_indexes.len(), "created target table");
+        Ok(Outcome::Done)
+    }
+
+    /// Finishes a table once all its chunks are applied: builds the deferred indexes (those not
+    /// there yet, so a redo after a crash in the middle is harmless) and marks it finished.
+    async fn finish_table(&self, d: &TableDone) -> Result<Outcome, Failure> {
+        let object = d.source.to_string();
+        let target = d.target.to_string();
+        let mut conn = self.conn(&target).await?;
+        let err = |e: sqlx::Error| target_failure(&e, &target, "building the deferred indexes");
+        let state = checkpoint::object_state(&mut conn, &self.task, &object).await.map_err(err)?;
+        if state.as_deref() == Some("finished") {
+            self.progress.table_finished(&object);
+            return Ok(Outcome::Done);
+        }
+        if d.keyless {
+            if let Some((attempt, _)) =
+                checkpoint::keyless_state(&mut conn, &self.task, &object).await.map_err(err)?
+            {
+                if attempt > d.attempt {
+                    return Ok(Outcome::Done);
+                }
+            }
+        }
+        if checkpoint::applied_chunks(&mut conn, &self.task, &object, d.attempt).await.map_err(err)?
+            < d.chunks
+        {
+            return Ok(Outcome::Later(Duration::from_millis(200)));
+        }
+        let pending = checkpoint::pending_indexes(&mut conn, &self.task, &object).await.map_err(err)?;
+        if !pending.is_empty() {
+            checkpoint::set_object_state(&mut conn, &self.task, &object, "table", "indexing")
+                .await
+                .map_err(err)?;
+            let existing = index_names(&mut conn, &d.target).await.map_err(err)?;
+            let missing: Vec<String> = pending
+                .iter()
+                .filter(|def| index_name(def).is_none_or(|n| !existing.contains(&n)))
+                .map(|def| format!("ADD {def}"))
+                .collect();
+            if !missing.is_empty() {
+                let started = Instant::now();
+                exec(&mut conn, &format!("ALTER TABLE {} {}", d.target.quoted(), missing.join(", ")))
+                    .await
+                    .map_err(err)?;
+                tracing::info!(task = self.task, table = %d.target, indexes = missing.len(), secs = started.elapsed().as_secs_f64(), "built deferred indexes");
+            }
+            checkpoint::set_pending_indexes(&mut conn, &self.task, &object, &[]).await.map_err(err)?;
+        }
+        checkpoint::set_object_state(&mut conn, &self.task, &object, "table", "finished")
+            .await
+            .map_err(err)?;
+        self.progress.table_finished(&object);
         Ok(Outcome::Done)
     }
 
@@ -247,6 +306,12 @@ impl FullApplier {
     }
 }
 
+fn table_lane(t: &TableRef) -> Lane {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut h);
+    Lane::Key(h.finish() | 1 << 63)
+}
+
 fn decode_rows(b: &RowBatch, seq: u64) -> Result<Vec<Vec<SqlValue>>, Failure> {
     b.rows
         .iter()
@@ -292,6 +357,34 @@ fn exists_failure(t: &TableRef, what: &str) -> Failure {
 
 async fn exec(conn: &mut MySqlConnection, sql: &str) -> Result<(), sqlx::Error> {
     sqlx::query(sql).persistent(false).execute(conn).await.map(|_| ())
+}
+
+/// The name in an index definition such as ``KEY `k_1` (`k`)``.
+fn index_name(def: &str) -> Option<String> {
+    let start = def.find('`')? + 1;
+    let mut name = String::new();
+    let mut chars = def[start..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '`' {
+            if chars.peek() == Some(&'`') {
+                chars.next();
+                name.push('`');
+                continue;
+            }
+            return Some(name);
+        }
+        name.push(c);
+    }
+    None
+}
+
+async fn index_names(conn: &mut MySqlConnection, t: &TableRef) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?")
+        .bind(t.database.clone())
+        .bind(t.table.clone())
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| checkpoint::text(r, "INDEX_NAME")).collect()
 }
 
 async fn object_exists(conn: &mut MySqlConnection, t: &TableRef) -> Result<bool, sqlx::Error> {
