@@ -180,3 +180,27 @@ async fn an_existing_target_table_pauses_the_task_until_it_is_resolved() -> Resu
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_type_ferry_cannot_carry_is_refused_at_precheck() -> Result<()> {
+    let db = unique("e2e_spatial");
+    let task = db.replace('_', "-");
+    let _cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
+    let scenario = Scenario::new("small", &db, &task)?;
+    scenario.prepare_source().await?;
+    let mut src = admin("source").await?;
+    src.query_drop(format!("CREATE TABLE `{db}`.places (id INT PRIMARY KEY, pos POINT NOT NULL)")).await?;
+    let stack = Stack::start("spatial").await?;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+    let v = stack.wait_settled(&task, Duration::from_secs(120)).await?;
+    let err = v.error.clone().ok_or_else(|| anyhow::anyhow!("no error: {v:?}"))?;
+    ensure!(
+        v.state == TaskState::Paused
+            && err.message.contains(&format!("{db}.places.pos"))
+            && err.message.contains("point"),
+        "{err:?}"
+    );
+    ensure!(err.fix.contains("objects.exclude"), "fix: {}", err.fix);
+    ensure!(!database_exists("target", &format!("{db}_t")).await?, "something was written to the target");
+    Ok(())
+}

@@ -1,5 +1,5 @@
-//! SIGKILL of the full-migrator and the sink in the middle of the copy: the target still ends
-//! equal to the source, without a duplicate row (the keyless table would show one in its
+//! SIGKILL of the full-migrator and the sink, and a pause and resume, in the middle of the copy:
+//! the target still ends equal to the source, without a duplicate row (the keyless table would show one in its
 //! count and multiset hash).
 
 use crate::harness::{admin, eventually, unique, DropOnExit, Stack};
@@ -50,6 +50,14 @@ async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
     wait_for(&stack, &task, "the first applied chunks", |t| t.rows_applied >= 20_000).await?;
     stack.sink.kill().await?;
     stack.sink.restart()?;
+
+    // Pause in the middle: the task pauses without an error, and resume continues it.
+    let (code, body) = stack.post(&format!("/tasks/{task}/pause"), String::new()).await?;
+    ensure!(code == 202, "pause: {code} {body}");
+    let paused = stack.wait_settled(&task, Duration::from_secs(60)).await?;
+    ensure!(paused.state == TaskState::Paused && paused.error.is_none(), "paused: {paused:?}");
+    let (code, body) = stack.post(&format!("/tasks/{task}/resume"), String::new()).await?;
+    ensure!(code == 202, "resume: {code} {body}");
 
     let v = wait_for(&stack, &task, "half the rows read", |t| t.rows_published >= 125_000).await?;
     if !table(&v, "sbtest").is_some_and(|t| t.read_done) {
