@@ -86,6 +86,10 @@ pub fn assignment_key(task: &str, role: &str) -> String {
 pub fn assignment_filter(role: &str) -> String {
     format!("assign.*.{role}")
 }
+/// `ferry-locks` key of the lease that lets one instance of a role run a task's job.
+pub fn lease_key(task: &str, role: &str) -> String {
+    format!("lease.{task}.{role}")
+}
 /// `ferry-status` key of one component's status for one task.
 pub fn status_key(task: &str, component: &str) -> String {
     format!("{task}.{component}")

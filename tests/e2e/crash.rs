@@ -85,3 +85,47 @@ async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
     ensure!(sb == Some((250_000, 250_000)), "sbtest progress counts each row once: {sb:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_takes_over_when_the_active_sink_dies() -> Result<()> {
+    let db = unique("e2e_failover");
+    let task = db.replace('_', "-");
+    let _cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
+    let scenario = Scenario::new("full_crash", &db, &task)?;
+    scenario.prepare_source().await?;
+    let mut stack = Stack::start("failover").await?;
+    let mut standby_sink = stack.spawn_extra("sink", "sink-b")?;
+    let _standby_migrator = stack.spawn_extra("full-migrator", "full-migrator-b")?;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+
+    wait_for(&stack, &task, "the first applied chunks", |t| t.rows_applied >= 20_000).await?;
+    let holder =
+        stack.lease_holder(&task, "sink").await?.ok_or_else(|| anyhow::anyhow!("no sink holds the lease"))?;
+    if holder == stack.sink.name() {
+        stack.sink.kill().await?;
+    } else {
+        ensure!(holder == standby_sink.name(), "unknown lease holder {holder}");
+        standby_sink.kill().await?;
+    }
+
+    let v = stack.wait_settled(&task, Duration::from_secs(600)).await?;
+    ensure!(v.state == TaskState::Completed, "task did not complete: {v:?}");
+    let mut src = admin("source").await?;
+    let mut tgt = admin("target").await?;
+    let tdb = format!("{db}_t");
+    for t in ["sbtest", "events"] {
+        same_rows(
+            &mut Side { conn: &mut src, db: &db, table: t },
+            &mut Side { conn: &mut tgt, db: &tdb, table: t },
+        )
+        .await?;
+    }
+    let log_a = std::fs::read_to_string(stack.dir.join("sink.log"))?;
+    let log_b = std::fs::read_to_string(stack.dir.join("sink-b.log"))?;
+    // A sink logs `starting job` only once it holds the lease: both did, one after the other.
+    ensure!(
+        log_a.contains("starting job") && log_b.contains("starting job"),
+        "the standby sink never took the job over"
+    );
+    Ok(())
+}

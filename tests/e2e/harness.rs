@@ -106,6 +106,8 @@ impl Drop for NatsServer {
 
 /// One service process.
 pub struct Service {
+    /// Role, i.e. the binary `ferry-<role>`.
+    role: String,
     name: String,
     child: Option<Child>,
     envs: Vec<(String, String)>,
@@ -115,20 +117,26 @@ pub struct Service {
 
 impl Service {
     pub fn spawn(name: &str, envs: Vec<(String, String)>, dir: &Path) -> Result<Self> {
-        let mut s = Self {
-            name: name.to_owned(),
-            child: None,
-            envs,
-            log: dir.join(format!("{name}.log")),
-            starts: 0,
-        };
+        Self::spawn_as(name, name, envs, dir)
+    }
+
+    /// Starts the `role` binary as instance `name` (stable across restarts, so a restarted
+    /// instance takes its own job leases back at once).
+    pub fn spawn_as(role: &str, name: &str, mut envs: Vec<(String, String)>, dir: &Path) -> Result<Self> {
+        envs.push(("FERRY_INSTANCE".to_owned(), name.to_owned()));
+        let log = dir.join(format!("{name}.log"));
+        let mut s = Self { role: role.to_owned(), name: name.to_owned(), child: None, envs, log, starts: 0 };
         s.start()?;
         Ok(s)
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     fn start(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut cmd = Command::new(binary(&format!("ferry-{}", self.name))?);
+        let mut cmd = Command::new(binary(&format!("ferry-{}", self.role))?);
         cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(log.try_clone()?))
@@ -156,7 +164,6 @@ impl Service {
 pub struct Stack {
     pub dir: PathBuf,
     /// Held for the test's lifetime: dropping it stops the server.
-    #[allow(dead_code)]
     pub nats: NatsServer,
     #[allow(dead_code)]
     pub scheduler: Service,
@@ -166,6 +173,7 @@ pub struct Stack {
     http: reqwest::Client,
     /// Ports of the full-migrator's and the sink's /metrics.
     metrics_ports: (u16, u16),
+    common: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -199,7 +207,7 @@ impl Stack {
             async move { Ok(http.get(&probe).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
         })
         .await?;
-        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http, metrics_ports })
+        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http, metrics_ports, common: with_http(0) })
     }
 
     pub async fn post(&self, path: &str, body: String) -> Result<(u16, serde_json::Value)> {
@@ -242,6 +250,19 @@ impl Stack {
             Ok(matches!(v.state, TaskState::Completed | TaskState::Paused | TaskState::Stopped).then_some(v))
         })
         .await
+    }
+
+    /// Starts one more instance of a role (for fail-over tests).
+    pub fn spawn_extra(&self, role: &str, name: &str) -> Result<Service> {
+        Service::spawn_as(role, name, self.common.clone(), &self.dir)
+    }
+
+    /// The instance holding a task's lease for a role, read from `ferry-locks`.
+    pub async fn lease_holder(&self, task: &str, role: &str) -> Result<Option<String>> {
+        let client = async_nats::connect(&self.nats.url).await?;
+        let kv = async_nats::jetstream::new(client).get_key_value(ferry_schemas::names::LOCKS_BUCKET).await?;
+        let value = kv.get(ferry_schemas::names::lease_key(task, role)).await?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// The Prometheus text of the full-migrator (`false`) or the sink (`true`).

@@ -17,8 +17,8 @@ pub const COMPONENT: &str = "full-migrator";
 /// Runs every full-migrator assignment until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     rt.ready.set(true);
-    let tasks = rt.buckets.tasks.clone();
-    ferry_kit::jobs::supervise(tasks, Role::FullMigrator, shutdown, move |assignment, cancel| {
+    let worker = rt.worker(Role::FullMigrator);
+    ferry_kit::jobs::supervise(worker, shutdown, move |assignment, cancel| {
         job::run(rt.clone(), assignment, cancel)
     })
     .await;

@@ -6,6 +6,13 @@
 //! after an error). A job that ended (finished, or failed with a definite error it reported)
 //! is not restarted until the epoch changes. The watch is re-established after NATS restarts;
 //! replaying the current assignments is harmless because of the epoch check.
+//!
+//! Only one instance of a role runs a task's job at a time: before the job starts, its instance
+//! takes the lease `lease.<task>.<role>` in `ferry-locks` (create-if-absent), renews it every
+//! [`LEASE_RENEW`] by compare-and-set, and releases it when the job ends. The bucket's TTL
+//! ([`LEASE_TTL`]) frees the lease of an instance that died, so another instance of the role
+//! takes the job over; an instance restarted under the same name takes its own lease back at
+//! once. An instance that cannot renew (the lease expired or was taken) cancels its job.
 
 use crate::backoff::Backoff;
 use async_nats::jetstream::kv;
@@ -24,12 +31,28 @@ struct RunningJob {
     handle: JoinHandle<()>,
 }
 
-/// Runs `start(assignment, cancel)` for every running assignment of `role` until `shutdown`.
-pub async fn supervise<F, Fut>(tasks: kv::Store, role: Role, shutdown: CancellationToken, start: F)
+/// Lifetime of a lease that is not renewed (the `ferry-locks` bucket's max age).
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+pub const LEASE_RENEW: Duration = Duration::from_secs(4);
+
+/// Who runs jobs here: the buckets and this instance's name.
+#[derive(Clone)]
+pub struct Worker {
+    pub tasks: kv::Store,
+    pub locks: kv::Store,
+    pub instance: String,
+    pub role: Role,
+}
+
+/// Runs `start(assignment, cancel)` for every running assignment of the worker's role until
+/// `shutdown`, holding the task's lease while the job runs.
+pub async fn supervise<F, Fut>(worker: Worker, shutdown: CancellationToken, start: F)
 where
     F: Fn(Assignment, CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let tasks = worker.tasks.clone();
+    let role = worker.role;
     let mut jobs: HashMap<String, RunningJob> = HashMap::new();
     let mut backoff = Backoff::standard();
     let filter = names::assignment_filter(role.as_str());
@@ -47,7 +70,7 @@ where
             match entry {
                 Some(Ok(entry)) => {
                     backoff.reset(Duration::from_millis(200));
-                    apply_entry(&mut jobs, entry, &start).await;
+                    apply_entry(&worker, &mut jobs, entry, &start).await;
                 }
                 Some(Err(e)) => {
                     tracing::warn!("assignment watch interrupted ({e}); re-establishing it");
@@ -68,8 +91,12 @@ where
     }
 }
 
-async fn apply_entry<F, Fut>(jobs: &mut HashMap<String, RunningJob>, entry: kv::Entry, start: &F)
-where
+async fn apply_entry<F, Fut>(
+    worker: &Worker,
+    jobs: &mut HashMap<String, RunningJob>,
+    entry: kv::Entry,
+    start: &F,
+) where
     F: Fn(Assignment, CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -93,11 +120,77 @@ where
     }
     stop_job(jobs, &a.task).await;
     let cancel = CancellationToken::new();
-    tracing::info!(task = a.task, epoch = a.epoch, "starting job");
     let task = a.task.clone();
     let epoch = a.epoch;
-    let handle = tokio::spawn(start(a, cancel.clone()));
+    let job = start(a, cancel.clone());
+    let handle = tokio::spawn(run_leased(worker.clone(), task.clone(), cancel.clone(), job));
     jobs.insert(task, RunningJob { epoch, cancel, handle });
+}
+
+/// Waits for the task's lease, runs the job while renewing it, and releases it at the end.
+async fn run_leased<Fut: Future<Output = ()> + Send + 'static>(
+    worker: Worker,
+    task: String,
+    cancel: CancellationToken,
+    job: Fut,
+) {
+    let key = names::lease_key(&task, worker.role.as_str());
+    let mut waited = false;
+    let mut revision = loop {
+        match acquire(&worker, &key).await {
+            Some(rev) => break rev,
+            None => {
+                if !waited {
+                    tracing::info!(
+                        task,
+                        instance = worker.instance,
+                        "another instance holds the job's lease; standing by"
+                    );
+                    waited = true;
+                }
+                tokio::select! { _ = tokio::time::sleep(LEASE_RENEW) => {}, _ = cancel.cancelled() => return }
+            }
+        }
+    };
+    tracing::info!(task, instance = worker.instance, "starting job");
+    let mut job = std::pin::pin!(job);
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + LEASE_RENEW, LEASE_RENEW);
+    loop {
+        tokio::select! {
+            _ = &mut job => break,
+            _ = renew.tick() => {
+                match worker.locks.update(&key, worker.instance.clone().into(), revision).await {
+                    Ok(rev) => revision = rev,
+                    Err(e) => {
+                        tracing::warn!(task, instance = worker.instance, "lost the job's lease ({e}); stopping the job");
+                        cancel.cancel();
+                        job.await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = worker.locks.delete_expect_revision(&key, Some(revision)).await {
+        tracing::debug!(task, "lease not released ({e}); it expires by itself");
+    }
+}
+
+/// Takes the lease if it is free or already this instance's; its revision if taken.
+async fn acquire(worker: &Worker, key: &str) -> Option<u64> {
+    match worker.locks.create(key, worker.instance.clone().into()).await {
+        Ok(rev) => Some(rev),
+        Err(_) => {
+            let entry = worker.locks.entry(key).await.ok().flatten()?;
+            let mine =
+                entry.operation == kv::Operation::Put && entry.value.as_ref() == worker.instance.as_bytes();
+            if mine {
+                worker.locks.update(key, worker.instance.clone().into(), entry.revision).await.ok()
+            } else {
+                None
+            }
+        }
+    }
 }
 
 async fn stop_job(jobs: &mut HashMap<String, RunningJob>, task: &str) {

@@ -69,7 +69,7 @@ impl Nats {
             tasks: self.bucket(names::TASKS_BUCKET, 5, Duration::ZERO).await?,
             status: self.bucket(names::STATUS_BUCKET, 1, Duration::ZERO).await?,
             members: self.bucket(names::MEMBERS_BUCKET, 1, Duration::from_secs(15)).await?,
-            locks: self.bucket(names::LOCKS_BUCKET, 1, Duration::from_secs(15)).await?,
+            locks: self.bucket(names::LOCKS_BUCKET, 1, crate::jobs::LEASE_TTL).await?,
         })
     }
 

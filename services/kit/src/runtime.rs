@@ -46,6 +46,16 @@ impl Runtime {
         })
     }
 
+    /// The identity under which this instance runs jobs of `role`.
+    pub fn worker(&self, role: ferry_schemas::control::Role) -> crate::jobs::Worker {
+        crate::jobs::Worker {
+            tasks: self.buckets.tasks.clone(),
+            locks: self.buckets.locks.clone(),
+            instance: self.instance.clone(),
+            role,
+        }
+    }
+
     /// Serves health, metrics and `extra` routes on `addr`.
     pub async fn serve_http(
         &self,

@@ -17,8 +17,8 @@ pub const COMPONENT: &str = "sink";
 /// Runs every sink assignment until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     rt.ready.set(true);
-    let tasks = rt.buckets.tasks.clone();
-    ferry_kit::jobs::supervise(tasks, Role::Sink, shutdown, move |assignment, cancel| {
+    let worker = rt.worker(Role::Sink);
+    ferry_kit::jobs::supervise(worker, shutdown, move |assignment, cancel| {
         job::run(rt.clone(), assignment, cancel)
     })
     .await;
