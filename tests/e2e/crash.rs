@@ -32,13 +32,34 @@ async fn wait_for(
     Ok(v)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
+/// A fresh task of the `full_crash` scenario: its database, name and cleanup guard.
+async fn crash_scenario() -> Result<(String, String, Scenario, DropOnExit)> {
     let db = unique("e2e_crash");
     let task = db.replace('_', "-");
-    let _cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
+    let cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
     let scenario = Scenario::new("full_crash", &db, &task)?;
     scenario.prepare_source().await?;
+    Ok((db, task, scenario, cleanup))
+}
+
+async fn assert_copied(db: &str) -> Result<()> {
+    let mut src = admin("source").await?;
+    let mut tgt = admin("target").await?;
+    let tdb = format!("{db}_t");
+    for t in ["sbtest", "events"] {
+        let rows = same_rows(
+            &mut Side { conn: &mut src, db, table: t },
+            &mut Side { conn: &mut tgt, db: &tdb, table: t },
+        )
+        .await?;
+        ensure!(rows > 0, "{t} is empty");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
+    let (db, task, scenario, _cleanup) = crash_scenario().await?;
     let mut stack = Stack::start("crash").await?;
     stack.create_and_start(&scenario.render("task.yaml")?).await?;
 
@@ -70,17 +91,7 @@ async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
 
     let v = stack.wait_settled(&task, Duration::from_secs(600)).await?;
     ensure!(v.state == TaskState::Completed, "task did not complete: {v:?}");
-    let mut src = admin("source").await?;
-    let mut tgt = admin("target").await?;
-    let tdb = format!("{db}_t");
-    for t in ["sbtest", "events"] {
-        let rows = same_rows(
-            &mut Side { conn: &mut src, db: &db, table: t },
-            &mut Side { conn: &mut tgt, db: &tdb, table: t },
-        )
-        .await?;
-        ensure!(rows > 0);
-    }
+    assert_copied(&db).await?;
     let sb = table(&v, "sbtest").map(|t| (t.rows_published, t.rows_applied));
     ensure!(sb == Some((250_000, 250_000)), "sbtest progress counts each row once: {sb:?}");
     Ok(())
@@ -88,11 +99,7 @@ async fn copy_survives_sigkill_of_full_migrator_and_sink() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_instance_takes_over_when_the_active_sink_dies() -> Result<()> {
-    let db = unique("e2e_failover");
-    let task = db.replace('_', "-");
-    let _cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
-    let scenario = Scenario::new("full_crash", &db, &task)?;
-    scenario.prepare_source().await?;
+    let (db, task, scenario, _cleanup) = crash_scenario().await?;
     let mut stack = Stack::start("failover").await?;
     let mut standby_sink = stack.spawn_extra("sink", "sink-b")?;
     let _standby_migrator = stack.spawn_extra("full-migrator", "full-migrator-b")?;
@@ -110,16 +117,7 @@ async fn a_second_instance_takes_over_when_the_active_sink_dies() -> Result<()> 
 
     let v = stack.wait_settled(&task, Duration::from_secs(600)).await?;
     ensure!(v.state == TaskState::Completed, "task did not complete: {v:?}");
-    let mut src = admin("source").await?;
-    let mut tgt = admin("target").await?;
-    let tdb = format!("{db}_t");
-    for t in ["sbtest", "events"] {
-        same_rows(
-            &mut Side { conn: &mut src, db: &db, table: t },
-            &mut Side { conn: &mut tgt, db: &tdb, table: t },
-        )
-        .await?;
-    }
+    assert_copied(&db).await?;
     let log_a = std::fs::read_to_string(stack.dir.join("sink.log"))?;
     let log_b = std::fs::read_to_string(stack.dir.join("sink-b.log"))?;
     // A sink logs `starting job` only once it holds the lease: both did, one after the other.

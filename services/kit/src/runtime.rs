@@ -82,3 +82,24 @@ where
     run(rt, shutdown).await;
     Ok(())
 }
+
+/// The `main` of a worker service: `ferry_kit::worker_main!(ferry_sink, "Ferry sink: ...");`
+/// parses the common flags and runs the crate's `run` through [`run_service`].
+#[macro_export]
+macro_rules! worker_main {
+    ($krate:ident, $about:literal) => {
+        #[derive(clap::Parser)]
+        #[command(version, about = $about)]
+        struct Args {
+            #[command(flatten)]
+            common: $crate::args::CommonArgs,
+        }
+
+        #[tokio::main]
+        async fn main() -> anyhow::Result<()> {
+            let args = <Args as clap::Parser>::parse();
+            $crate::runtime::run_service($krate::COMPONENT, args.common, $krate::run).await?;
+            Ok(())
+        }
+    };
+}
