@@ -1,6 +1,8 @@
-//! The store service (binlog capture). This version does not implement its work yet: it connects to
-//! NATS, serves /healthz, /readyz and /metrics, and waits, so deployments and health checks can
-//! be set up ahead of it. It takes no assignments and writes nothing.
+//! The store service (binlog capture). Its capture loop is not built yet: the service connects
+//! to NATS, serves /healthz, /readyz and /metrics, and waits; it takes no assignments and writes
+//! nothing. `binlog` holds the decoding it will use (MariaDB GTID events, schema-driven values).
+
+pub mod binlog;
 
 use ferry_kit::runtime::Runtime;
 use tokio_util::sync::CancellationToken;

@@ -1,0 +1,4 @@
+//! Reading the source's binlog: MariaDB's own events and schema-driven row decoding.
+
+pub mod decode;
+pub mod gtid;
