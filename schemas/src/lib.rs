@@ -6,6 +6,7 @@
 //! `json/` holds a JSON Schema generated from these types and `examples/` one example per
 //! message; `tests/contract.rs` fails when they drift (`BLESS=1` rewrites them).
 
+pub mod cdc;
 pub mod control;
 pub mod envelope;
 pub mod full;

@@ -2,6 +2,7 @@
 //! Run with `BLESS=1` to rewrite them after an intended change.
 
 use chrono::{TimeZone, Utc};
+use ferry_schemas::cdc::{CdcEvent, ChangeOp, DdlEvent, Heartbeat, RowChange, TableVersion, Transaction};
 use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
@@ -164,6 +165,80 @@ fn schemas_and_examples_match_the_types() {
         Envelope {
             produced_at: at(),
             ..Envelope::new("shop-move", "shop-move:done:shop.orders:0".into(), None, done)
+        },
+        &mut drift,
+    );
+    let orders_v1 = TableVersion {
+        table: TableRef::new("shop", "orders"),
+        version: 1,
+        columns: orders()
+            .columns
+            .iter()
+            .map(|c| BatchColumn { name: c.name.clone(), column_type: c.column_type.clone() })
+            .collect(),
+        key: vec!["id".into()],
+        unique_keys: vec![vec!["id".into()]],
+    };
+    let txn = CdcEvent::Transaction(Transaction {
+        gtid: Some("0-1-1403".into()),
+        committed_at: at(),
+        part: 0,
+        last_part: true,
+        tables: vec![orders_v1.clone()],
+        changes: vec![
+            RowChange {
+                table: 0,
+                op: ChangeOp::Insert,
+                before: None,
+                after: Some(vec![json!(3), json!("7.25")]),
+            },
+            RowChange {
+                table: 0,
+                op: ChangeOp::Update,
+                before: Some(vec![json!(1), json!("10.50")]),
+                after: Some(vec![json!(1), json!("11.00")]),
+            },
+            RowChange {
+                table: 0,
+                op: ChangeOp::Delete,
+                before: Some(vec![json!(2), json!(null)]),
+                after: None,
+            },
+        ],
+    });
+    contract(
+        "cdc_transaction",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:mysql-bin.000003:871:0".into(), None, txn)
+        },
+        &mut drift,
+    );
+    let ddl = CdcEvent::Ddl(DdlEvent {
+        gtid: Some("0-1-1404".into()),
+        committed_at: at(),
+        database: Some("shop".into()),
+        sql: "ALTER TABLE orders ADD COLUMN note VARCHAR(20)".into(),
+        new_versions: vec![TableVersion { version: 2, ..orders_v1 }],
+        tables: vec![TableRef::new("shop", "orders")],
+    });
+    contract(
+        "cdc_ddl",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:mysql-bin.000003:1200:0".into(), None, ddl)
+        },
+        &mut drift,
+    );
+    let hb = CdcEvent::Heartbeat(Heartbeat { source_time: at() });
+    contract(
+        "cdc_heartbeat",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new("shop-move", "shop-move:hb:1795245279".into(), None, hb)
         },
         &mut drift,
     );

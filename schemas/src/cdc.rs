@@ -1,0 +1,98 @@
+//! Messages on a task's CDC stream (`ferry.<task>.cdc`), written by the store.
+//!
+//! One source transaction is one message (split into numbered parts when it exceeds the
+//! message size; every part but the last has `last_part: false`). The envelope's `position` is
+//! the position *after* the transaction's commit event: resuming there re-reads nothing of it,
+//! and its `Nats-Msg-Id` is derived from that position and the part number, so a restarted
+//! store that re-reads a transaction publishes duplicates that JetStream drops. Row images
+//! refer to the table schema versions listed in the message, so a consumer can decode them
+//! without any other state.
+
+use crate::full::BatchColumn;
+use crate::table::TableRef;
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CdcEvent {
+    Transaction(Transaction),
+    Ddl(DdlEvent),
+    /// Published at least once a second while the source is idle, so delay stays measurable.
+    Heartbeat(Heartbeat),
+}
+
+/// A table's columns at one schema version (its DDL position in the binlog).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TableVersion {
+    pub table: TableRef,
+    pub version: u64,
+    pub columns: Vec<BatchColumn>,
+    /// Columns of the key rows are identified by (primary key, else a NOT NULL unique key).
+    pub key: Vec<String>,
+    /// Every unique key, for causality between transactions.
+    #[serde(default)]
+    pub unique_keys: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One row change: `before` for updates and deletes, `after` for inserts and updates, each a
+/// full row image in the column order of `tables[table]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RowChange {
+    /// Index into the message's `tables`.
+    pub table: u32,
+    pub op: ChangeOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Vec<Json>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<Json>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Transaction {
+    /// The source's GTID of the transaction, when it has one (`0-1-1403`, `uuid:17`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    /// Commit time on the source (binlog event timestamp, second precision).
+    pub committed_at: DateTime<Utc>,
+    /// 0-based part number; a transaction larger than one message has several.
+    #[serde(default)]
+    pub part: u32,
+    pub last_part: bool,
+    pub tables: Vec<TableVersion>,
+    pub changes: Vec<RowChange>,
+}
+
+/// A statement that changes structure (or TRUNCATE), applied as a barrier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DdlEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    pub committed_at: DateTime<Utc>,
+    /// Default database of the session that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    pub sql: String,
+    /// Tables whose schema changed, at their new versions (empty for dropped tables).
+    #[serde(default)]
+    pub new_versions: Vec<TableVersion>,
+    /// Tables the statement touched (dropped and renamed ones included).
+    #[serde(default)]
+    pub tables: Vec<TableRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Heartbeat {
+    /// The source's clock at the heartbeat (from the binlog's heartbeat or the store's read).
+    pub source_time: DateTime<Utc>,
+}
