@@ -11,6 +11,7 @@ use ferry_schemas::names::TARGET_META_DB;
 use ferry_schemas::status::{CheckOutcome, CheckResult};
 use ferry_schemas::table::{quote_ident, KeyKind, TableRef};
 use ferry_schemas::task::{Endpoint, Phase, TaskSpec};
+use ferry_schemas::value::ColumnType;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
 use std::time::Duration;
@@ -118,7 +119,9 @@ async fn check_source(
     for o in objects {
         let target = spec.renames.target_of(&o.table);
         match &o.kind {
-            ObjectKind::Table => check_table(conn, &o.table, out).await,
+            ObjectKind::Table => {
+                check_table(conn, &o.table, spec.phases.contains(&Phase::Incremental), out).await
+            }
             ObjectKind::View if spec.full.views => check_view(conn, &o.table, out).await,
             ObjectKind::View => continue,
             ObjectKind::Other(kind) => {
@@ -139,7 +142,7 @@ async fn check_source(
     planned
 }
 
-async fn check_table(conn: &mut Conn, t: &TableRef, out: &mut Vec<CheckResult>) {
+async fn check_table(conn: &mut Conn, t: &TableRef, incremental: bool, out: &mut Vec<CheckResult>) {
     let probe = conn.query_drop(format!("SELECT 1 FROM {} LIMIT 0", t.quoted())).await;
     if let Err(e) = probe {
         let fix = format!("GRANT SELECT ON {}.* TO the migration user", quote_ident(&t.database));
@@ -162,6 +165,21 @@ async fn check_table(conn: &mut Conn, t: &TableRef, out: &mut Vec<CheckResult>) 
                     ),
                     "exclude the table in objects.exclude, or change the column type on the source",
                 ));
+            }
+            if incremental {
+                for c in
+                    schema.columns.iter().filter(|c| matches!(c.column_type, ColumnType::Time { fsp: 1 | 2 }))
+                {
+                    out.push(fail(
+                        "column_type",
+                        Some(format!("{t}.{}", c.name)),
+                        format!(
+                            "column {t}.{} is {}: negative values with a fraction cannot be read exactly from the binlog (a mysql_common 0.37 decoding bug)",
+                            c.name, c.sql_type
+                        ),
+                        "change the column to TIME or TIME(3..6) on the source, or exclude the table",
+                    ));
+                }
             }
             if schema.key_kind == KeyKind::None {
                 out.push(result(

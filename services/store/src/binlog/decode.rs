@@ -9,6 +9,7 @@
 //! - TIMESTAMP comes as epoch seconds text, turned into a UTC instant (0 is the zero TIMESTAMP);
 //! - ENUM comes as its 1-based index, SET as a bitmask, BIT as big-endian bytes;
 //! - text comes in the column's charset (MySQL `latin1` is Windows-1252) and is turned into UTF-8;
+//! - BINARY(n) comes without its trailing 0x00 padding, which is put back;
 //! - MySQL JSON comes as JSONB and is rendered as JSON text; partial JSON updates are refused.
 
 use ferry_schemas::table::ColumnDef;
@@ -19,7 +20,21 @@ use mysql_async::Value;
 /// Decodes one cell. `Err` names what did not fit, for an error report on the column.
 pub fn decode(column: &ColumnDef, value: BinlogValue<'_>) -> Result<SqlValue, String> {
     let value = Value::try_from(value).map_err(|e| format!("column {}: {e}", column.name))?;
-    decode_value(&column.column_type, value).map_err(|e| format!("column {}: {e}", column.name))
+    let decoded =
+        decode_value(&column.column_type, value).map_err(|e| format!("column {}: {e}", column.name))?;
+    Ok(match (decoded, binary_width(&column.sql_type)) {
+        (SqlValue::Bytes(mut b), Some(n)) if b.len() < n => {
+            b.resize(n, 0);
+            SqlValue::Bytes(b)
+        }
+        (other, _) => other,
+    })
+}
+
+/// `n` of a `binary(n)` column.
+fn binary_width(sql_type: &str) -> Option<usize> {
+    let t = sql_type.trim().to_ascii_lowercase();
+    t.strip_prefix("binary(")?.strip_suffix(')')?.parse().ok()
 }
 
 fn decode_value(ty: &ColumnType, v: Value) -> Result<SqlValue, String> {
@@ -231,6 +246,23 @@ mod tests {
             dec(ColumnType::Time { fsp: 0 }, Value::Time(true, 34, 22, 59, 59, 0)),
             SqlValue::Time("-838:59:59".into())
         );
+    }
+
+    #[test]
+    fn binary_columns_get_their_padding_back() {
+        let c = ColumnDef {
+            name: "b".into(),
+            sql_type: "binary(4)".into(),
+            column_type: ColumnType::Binary,
+            nullable: true,
+            generated: false,
+        };
+        assert_eq!(
+            decode(&c, BinlogValue::Value(Value::Bytes(vec![1, 2]))).unwrap(),
+            SqlValue::Bytes(vec![1, 2, 0, 0])
+        );
+        let vb = ColumnDef { sql_type: "varbinary(4)".into(), ..c };
+        assert_eq!(decode(&vb, BinlogValue::Value(Value::Bytes(vec![1]))).unwrap(), SqlValue::Bytes(vec![1]));
     }
 
     #[test]

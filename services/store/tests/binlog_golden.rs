@@ -1,0 +1,139 @@
+//! Golden test of the binlog path on the project's source MariaDB: rows of every type written
+//! to the source and read back through the replication stream decode to exactly the values a
+//! `SELECT` returns (min/max/zero/NULL rows of the e2e `all_types` table), and an UPDATE's and a
+//! DELETE's before images are exact too.
+
+use anyhow::{anyhow, ensure, Context, Result};
+use ferry_mysql::values::from_mysql;
+use ferry_schemas::cdc::ChangeOp;
+use ferry_schemas::table::TableRef;
+use ferry_schemas::task::{Endpoint, Secret};
+use ferry_schemas::value::SqlValue;
+use ferry_store::binlog::decode::decode;
+use ferry_store::binlog::reader::{Event, Reader};
+use mysql_async::prelude::*;
+use mysql_async::{Opts, Row};
+use rand::Rng;
+
+fn source() -> Result<(Opts, Endpoint)> {
+    let url = std::env::var("FERRY_SOURCE_URL")
+        .map_err(|_| anyhow!("FERRY_SOURCE_URL is not set: run the tests through scripts/test"))?;
+    let opts = Opts::from_url(&url)?;
+    let endpoint = Endpoint {
+        kind: Default::default(),
+        host: opts.ip_or_hostname().to_string(),
+        port: opts.tcp_port(),
+        user: opts.user().unwrap_or_default().to_owned(),
+        password: Secret(opts.pass().unwrap_or_default().to_owned()),
+    };
+    Ok((opts, endpoint))
+}
+
+/// The `all_types` table and its rows from the e2e scenario (one source of truth for the types).
+fn all_types_sql() -> Result<String> {
+    let path =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/scenarios/full_all_types/prepare_source.sql");
+    let text = std::fs::read_to_string(path).context("reading the all_types scenario")?;
+    let start =
+        text.find("CREATE TABLE all_types").ok_or_else(|| anyhow!("no all_types table in the scenario"))?;
+    let end = text.find("CREATE TABLE orders").ok_or_else(|| anyhow!("scenario layout changed"))?;
+    // mysql_common 0.37.3 underflows on negative TIME(1)/TIME(2) values with a fraction
+    // (binlog/misc.rs, `frac -= 0x100` on a u32): a panic in debug, a wrong value in release.
+    // Ferry's precheck refuses such columns for incremental tasks; here the column is TIME(3).
+    Ok(text[start..end].replace("tm1 TIME(1)", "tm1 TIME(3)"))
+}
+
+#[tokio::test]
+async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
+    let (opts, endpoint) = source()?;
+    let db = format!("store_golden_{:08x}", rand::rng().random::<u32>());
+    let mut conn = mysql_async::Conn::new(opts).await?;
+    conn.query_drop("SET NAMES utf8mb4").await?;
+    let start = ferry_mysql::position::current(&mut conn)
+        .await?
+        .ok_or_else(|| anyhow!("binlog is off on the source"))?;
+    conn.query_drop(format!("CREATE DATABASE `{db}`; USE `{db}`; SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"))
+        .await?;
+    conn.query_drop(all_types_sql()?).await?;
+    conn.query_drop("UPDATE all_types SET vc = 'changed' WHERE id = 2; DELETE FROM all_types WHERE id = 3")
+        .await?;
+
+    let table = TableRef::new(&db, "all_types");
+    let (schema, unsupported) = ferry_mysql::catalog::read_table(&mut conn, &table).await?;
+    ensure!(unsupported.is_empty(), "unsupported columns: {unsupported:?}");
+
+    let server_id = 100_000 + rand::rng().random::<u32>() % 1_000_000;
+    let mut reader = Reader::open(&endpoint, server_id, &start.binlog, true).await?;
+    let mut inserted: Vec<Vec<SqlValue>> = Vec::new();
+    let mut updated = None;
+    let mut deleted = None;
+    let decode_row = |row: Vec<_>| -> Result<Vec<SqlValue>> {
+        schema.columns.iter().zip(row).map(|(c, v)| decode(c, v).map_err(|e| anyhow!(e))).collect()
+    };
+    while let Some(ev) = reader.next().await {
+        let ev = ev?;
+        if let Event::Rows { table: t, op, rows } = ev.event {
+            if t != table {
+                continue;
+            }
+            for (before, after) in rows {
+                match op {
+                    ChangeOp::Insert => {
+                        inserted.push(decode_row(after.ok_or_else(|| anyhow!("insert without image"))?)?)
+                    }
+                    ChangeOp::Update => {
+                        updated = Some((
+                            decode_row(before.unwrap_or_default())?,
+                            decode_row(after.unwrap_or_default())?,
+                        ))
+                    }
+                    ChangeOp::Delete => deleted = Some(decode_row(before.unwrap_or_default())?),
+                }
+            }
+        }
+    }
+
+    // What SELECT says, with the same converter the full copy uses.
+    conn.query_drop("SET time_zone = '+00:00'").await?;
+    let selected: Vec<Row> = conn.exec("SELECT * FROM all_types ORDER BY id", ()).await?;
+    let selected: Vec<Vec<SqlValue>> = selected
+        .into_iter()
+        .map(|r| {
+            schema
+                .columns
+                .iter()
+                .zip(r.unwrap())
+                .map(|(c, v)| from_mysql(&c.column_type, v).map_err(|e| anyhow!(e)))
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    conn.query_drop(format!("DROP DATABASE `{db}`")).await?;
+
+    ensure!(inserted.len() == 5, "expected 5 inserted rows, read {}", inserted.len());
+    let (before, after) = updated.ok_or_else(|| anyhow!("no update read"))?;
+    let deleted = deleted.ok_or_else(|| anyhow!("no delete read"))?;
+    // Rows 1, 4, 5 are unchanged: binlog insert image == SELECT.
+    for (i, id) in [(0usize, 1), (3, 4), (4, 5)] {
+        let sel =
+            selected.iter().find(|r| r[0] == SqlValue::Int(id)).ok_or_else(|| anyhow!("row {id} missing"))?;
+        for (c, (a, b)) in schema.columns.iter().zip(inserted[i].iter().zip(sel)) {
+            ensure!(a == b, "row {id}, column {}: binlog {a:?} vs SELECT {b:?}", c.name);
+        }
+    }
+    // Row 2 was updated: its after image equals SELECT, its before image equals the insert.
+    let sel2 = selected.iter().find(|r| r[0] == SqlValue::Int(2)).ok_or_else(|| anyhow!("row 2 missing"))?;
+    ensure!(&after == sel2, "update after image differs from SELECT");
+    ensure!(before == inserted[1], "update before image differs from the inserted row");
+    ensure!(deleted == inserted[2], "delete before image differs from the inserted row");
+    // The cases mysql_common decodes wrong on its own: signed MEDIUMINT minimum, YEAR 0000.
+    let col = |name: &str| {
+        schema.columns.iter().position(|c| c.name == name).ok_or_else(|| anyhow!("no column {name}"))
+    };
+    ensure!(
+        inserted[0][col("mi")?] == SqlValue::Int(-8_388_608),
+        "MEDIUMINT min: {:?}",
+        inserted[0][col("mi")?]
+    );
+    ensure!(inserted[2][col("y")?] == SqlValue::Year(0), "YEAR 0000: {:?}", inserted[2][col("y")?]);
+    Ok(())
+}
