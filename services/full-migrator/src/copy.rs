@@ -17,6 +17,10 @@
 //! The copy does not hold a snapshot: rows change while it reads, and the incremental phase
 //! replays every change since P0 (recorded before the first read) in safe mode to converge.
 //!
+//! A table ends with a `TableDone` event counting its chunks, published before the progress
+//! record says `done`; a restart that finds `TableDone` as the table's last message only writes
+//! the record (it never copies a finished table again).
+//!
 //! **Keyless tables** cannot be resumed in the middle: rows have no order to resume from. They
 //! are streamed whole in parts; each restart of an unfinished keyless table begins a new
 //! *attempt*, and the sink empties the target table when it applies part 0 of a newer attempt
@@ -105,7 +109,20 @@ impl CopyContext {
         if progress.done {
             return Ok(progress);
         }
-        let last = self.last_batch(plan).await?;
+        let last = self.last_event(plan).await?;
+        if let Some(FullEvent::TableDone(d)) = &last {
+            if d.attempt == progress.attempt {
+                // Everything was published, only the progress record was not written.
+                progress.chunks_published = d.chunks;
+                progress.done = true;
+                kv_put(&self.status, &key, &progress).await?;
+                return Ok(progress);
+            }
+        }
+        let last = match last {
+            Some(FullEvent::Rows(b)) => Some(b),
+            _ => None,
+        };
         let mut conn = self
             .pool
             .get_conn()
@@ -140,8 +157,8 @@ impl CopyContext {
         crate::structure::publish(&self.nats, &self.task, subject, id, event).await
     }
 
-    /// The table's last row batch in the stream, if any.
-    async fn last_batch(&self, plan: &TablePlan) -> Result<Option<RowBatch>, FullError> {
+    /// The table's last event in the stream (its last chunk, or its end), if any.
+    async fn last_event(&self, plan: &TablePlan) -> Result<Option<FullEvent>, FullError> {
         let subject = names::full_table_subject(&self.task, &plan.source.database, &plan.source.table);
         let msg = match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(m) => m,
@@ -157,10 +174,7 @@ impl CopyContext {
         let env: Envelope<FullEvent> = serde_json::from_slice(&msg.payload).map_err(|source| {
             ferry_kit::KitError::Json { what: format!("last message of {subject}"), source }
         })?;
-        Ok(match env.body {
-            FullEvent::Rows(b) => Some(b),
-            _ => None,
-        })
+        Ok(Some(env.body))
     }
 
     fn restart_keyless(&self, progress: &mut TableProgress, last: Option<RowBatch>) {

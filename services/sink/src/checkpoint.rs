@@ -171,6 +171,16 @@ pub async fn keyless_state(
     }
 }
 
+/// Moves a finished table back to `done`, in the caller's transaction.
+pub async fn reopen_table(conn: &mut MySqlConnection, task: &str, object: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE ferry_meta.full_objects SET state = 'done' WHERE task = ? AND object = ? AND state = 'finished'")
+        .bind(task.to_owned())
+        .bind(object.to_owned())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn clear_chunks(conn: &mut MySqlConnection, task: &str, table: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM ferry_meta.full_chunks WHERE task = ? AND source_table = ?")
         .bind(task.to_owned())

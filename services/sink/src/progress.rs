@@ -60,6 +60,7 @@ impl Progress {
                 t.attempt = attempt;
                 t.chunks = 0;
                 t.rows = 0;
+                t.finished = false;
             }
             t.chunks += 1;
             t.rows += rows;

@@ -270,6 +270,8 @@ impl FullApplier {
                     if previous.is_some() || b.attempt > 0 {
                         exec(&mut tx, &format!("DELETE FROM {}", b.target.quoted())).await.map_err(err)?;
                         checkpoint::clear_chunks(&mut tx, &self.task, &table).await.map_err(err)?;
+                        // A table finished under an older attempt is being copied again.
+                        checkpoint::reopen_table(&mut tx, &self.task, &table).await.map_err(err)?;
                     }
                 }
             }
