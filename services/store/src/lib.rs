@@ -3,6 +3,7 @@
 //! nothing. `binlog` holds the decoding it will use (MariaDB GTID events, schema-driven values).
 
 pub mod binlog;
+pub mod schema_history;
 
 use ferry_kit::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
