@@ -2,6 +2,7 @@
 //! to NATS, serves /healthz, /readyz and /metrics, and waits; it takes no assignments and writes
 //! nothing. `binlog` holds the decoding it will use (MariaDB GTID events, schema-driven values).
 
+pub mod assemble;
 pub mod binlog;
 pub mod schema_history;
 

@@ -1,0 +1,288 @@
+//! Transaction assembly: from binlog events to CDC messages.
+//!
+//! A transaction opens at MariaDB's GTID event (or a `BEGIN` query), collects its row changes,
+//! and closes at the XID event (or a `COMMIT` query for non-transactional engines); it is emitted
+//! with the position after its closing event, which is where a restarted reader resumes. Each
+//! row image is decoded with the table's schema version in force at the row event's position
+//! (see `schema_history`), and the versions used travel in the message. A GTID flagged
+//! standalone, or any other query outside a transaction, is a DDL statement: it is emitted on
+//! its own, and the caller records the new schema versions. Heartbeats pass through. The
+//! assembler keeps no state across restarts: a reader resumed at a transaction boundary starts
+//! with nothing open.
+
+use crate::binlog::decode::decode;
+use crate::binlog::reader::{Event, Positioned, RowImage};
+use crate::schema_history::SchemaHistory;
+use chrono::{DateTime, Utc};
+use ferry_schemas::cdc::{ChangeOp, DdlEvent, RowChange, TableVersion, Transaction};
+use ferry_schemas::full::BatchColumn;
+use ferry_schemas::position::BinlogFilePos;
+use ferry_schemas::table::{TableRef, TableSchema};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    Transaction { txn: Transaction, end: BinlogFilePos },
+    Ddl { ddl: DdlEvent, end: BinlogFilePos },
+    Heartbeat { end: BinlogFilePos },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AssembleError {
+    #[error("rows of {table} at {at} outside of a transaction")]
+    RowsOutsideTransaction { table: TableRef, at: BinlogFilePos },
+    #[error("no schema known for {table} at {at}: the schema history does not cover this position")]
+    NoSchema { table: TableRef, at: BinlogFilePos },
+    #[error("row of {table} at {at} has {got} columns, its schema version has {expected}")]
+    ColumnCount { table: TableRef, at: BinlogFilePos, got: usize, expected: usize },
+    #[error("{table} at {at}: {message}")]
+    Value { table: TableRef, at: BinlogFilePos, message: String },
+}
+
+struct Open {
+    gtid: Option<String>,
+    tables: Vec<TableVersion>,
+    index: HashMap<(TableRef, u64), u32>,
+    changes: Vec<RowChange>,
+}
+
+#[derive(Default)]
+pub struct Assembler {
+    open: Option<Open>,
+    /// GTID of a standalone statement announced by its GTID event.
+    standalone: Option<String>,
+}
+
+fn timestamp(secs: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::from(secs), 0).unwrap_or_default()
+}
+
+impl Assembler {
+    /// Feeds one event; returns a message when one is complete.
+    pub fn push(&mut self, ev: Positioned, history: &SchemaHistory) -> Result<Option<Output>, AssembleError> {
+        let Positioned { event, end, timestamp: ts } = ev;
+        match event {
+            Event::Gtid { gtid, standalone: true } => self.standalone = Some(gtid.to_string()),
+            Event::Gtid { gtid, standalone: false } => self.begin(Some(gtid.to_string())),
+            Event::Query { sql, .. } if sql.eq_ignore_ascii_case("BEGIN") => {
+                if self.open.is_none() {
+                    self.begin(None);
+                }
+            }
+            Event::Query { sql, .. } if sql.eq_ignore_ascii_case("COMMIT") => return Ok(self.commit(ts, end)),
+            Event::Query { database, sql } => {
+                let ddl = DdlEvent {
+                    gtid: self.standalone.take(),
+                    committed_at: timestamp(ts),
+                    database: (!database.is_empty()).then_some(database),
+                    sql,
+                    new_versions: Vec::new(),
+                    tables: Vec::new(),
+                };
+                return Ok(Some(Output::Ddl { ddl, end }));
+            }
+            Event::Rows { table, op, rows } => self.rows(table, op, rows, &end, history)?,
+            Event::Xid => return Ok(self.commit(ts, end)),
+            Event::Heartbeat => return Ok(Some(Output::Heartbeat { end })),
+            Event::GtidList(_) | Event::Other => {}
+        }
+        Ok(None)
+    }
+
+    fn begin(&mut self, gtid: Option<String>) {
+        self.open = Some(Open { gtid, tables: Vec::new(), index: HashMap::new(), changes: Vec::new() });
+    }
+
+    fn commit(&mut self, ts: u32, end: BinlogFilePos) -> Option<Output> {
+        let open = self.open.take()?;
+        let txn = Transaction {
+            gtid: open.gtid,
+            committed_at: timestamp(ts),
+            part: 0,
+            last_part: true,
+            tables: open.tables,
+            changes: open.changes,
+        };
+        Some(Output::Transaction { txn, end })
+    }
+
+    fn rows(
+        &mut self,
+        table: TableRef,
+        op: ChangeOp,
+        rows: Vec<(Option<RowImage>, Option<RowImage>)>,
+        at: &BinlogFilePos,
+        history: &SchemaHistory,
+    ) -> Result<(), AssembleError> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(AssembleError::RowsOutsideTransaction { table, at: at.clone() });
+        };
+        let version = history.at(&table, at).filter(|v| v.schema.is_some());
+        let (Some(version), Some(schema)) = (version, version.and_then(|v| v.schema.as_ref())) else {
+            return Err(AssembleError::NoSchema { table, at: at.clone() });
+        };
+        let key = (table.clone(), version.number);
+        let idx = match open.index.get(&key) {
+            Some(i) => *i,
+            None => {
+                open.tables.push(table_version(schema, version.number));
+                let i = (open.tables.len() - 1) as u32;
+                open.index.insert(key, i);
+                i
+            }
+        };
+        for (before, after) in rows {
+            let before = before.map(|img| image(schema, img, &table, at)).transpose()?;
+            let after = after.map(|img| image(schema, img, &table, at)).transpose()?;
+            open.changes.push(RowChange { table: idx, op, before, after });
+        }
+        Ok(())
+    }
+}
+
+fn table_version(schema: &TableSchema, number: u64) -> TableVersion {
+    TableVersion {
+        table: schema.table.clone(),
+        version: number,
+        columns: schema
+            .columns
+            .iter()
+            .map(|c| BatchColumn { name: c.name.clone(), column_type: c.column_type.clone() })
+            .collect(),
+        key: schema.key.clone(),
+        unique_keys: schema.unique_keys.clone(),
+    }
+}
+
+fn image(
+    schema: &TableSchema,
+    img: RowImage,
+    table: &TableRef,
+    at: &BinlogFilePos,
+) -> Result<Vec<Json>, AssembleError> {
+    if img.len() != schema.columns.len() {
+        return Err(AssembleError::ColumnCount {
+            table: table.clone(),
+            at: at.clone(),
+            got: img.len(),
+            expected: schema.columns.len(),
+        });
+    }
+    schema
+        .columns
+        .iter()
+        .zip(img)
+        .map(|(c, v)| {
+            decode(c, v).map(|s| s.to_json()).map_err(|message| AssembleError::Value {
+                table: table.clone(),
+                at: at.clone(),
+                message,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_schemas::position::MariaGtid;
+    use ferry_schemas::table::{ColumnDef, KeyKind};
+    use ferry_schemas::value::ColumnType;
+    use mysql_async::binlog::value::BinlogValue;
+    use mysql_async::Value;
+    use serde_json::json;
+
+    fn pos(offset: u64) -> BinlogFilePos {
+        BinlogFilePos { file: "binlog.000001".into(), offset }
+    }
+    fn at(event: Event, offset: u64) -> Positioned {
+        Positioned { event, end: pos(offset), timestamp: 1_700_000_000 }
+    }
+    fn schema(columns: &[(&str, ColumnType)]) -> TableSchema {
+        TableSchema {
+            table: TableRef::new("db", "t"),
+            columns: columns
+                .iter()
+                .map(|(n, t)| ColumnDef {
+                    name: (*n).into(),
+                    sql_type: String::new(),
+                    column_type: t.clone(),
+                    nullable: true,
+                    generated: false,
+                })
+                .collect(),
+            key_kind: KeyKind::Primary,
+            key: vec!["id".into()],
+            unique_keys: vec![vec!["id".into()]],
+        }
+    }
+    fn row(vals: &[Value]) -> RowImage {
+        vals.iter().cloned().map(BinlogValue::Value).collect()
+    }
+    fn gtid(seq: u64) -> Event {
+        Event::Gtid { gtid: MariaGtid { domain: 0, server: 1, seq }, standalone: false }
+    }
+
+    #[test]
+    fn a_transaction_uses_the_schema_in_force_at_each_row() {
+        let t = TableRef::new("db", "t");
+        let mut h = SchemaHistory::default();
+        let v1 = schema(&[
+            ("id", ColumnType::Int { bytes: 4, unsigned: false }),
+            ("m", ColumnType::Int { bytes: 3, unsigned: false }),
+        ]);
+        h.record(&t, pos(10), Some(v1)).unwrap();
+        let mut a = Assembler::default();
+        assert_eq!(a.push(at(gtid(7), 100), &h), Ok(None));
+        let rows = vec![
+            (None, Some(row(&[Value::Int(1), Value::Int(16_777_215)]))),
+            (None, Some(row(&[Value::Int(2), Value::NULL]))),
+        ];
+        assert_eq!(
+            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows }, 200), &h),
+            Ok(None)
+        );
+        let upd =
+            vec![(Some(row(&[Value::Int(1), Value::Int(1)])), Some(row(&[Value::Int(1), Value::Int(2)])))];
+        assert_eq!(
+            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Update, rows: upd }, 300), &h),
+            Ok(None)
+        );
+        let out = a.push(at(Event::Xid, 400), &h).unwrap();
+        let Some(Output::Transaction { txn, end }) = out else { panic!("no transaction: {out:?}") };
+        assert_eq!(end, pos(400));
+        assert_eq!(txn.gtid.as_deref(), Some("0-1-7"));
+        assert_eq!(txn.tables.len(), 1);
+        assert_eq!(txn.tables[0].version, 1);
+        assert_eq!(txn.changes.len(), 3);
+        assert_eq!(txn.changes[0].after, Some(vec![json!(1), json!(-1)]), "signed MEDIUMINT corrected");
+        assert_eq!(txn.changes[1].after, Some(vec![json!(2), json!(null)]));
+        assert_eq!(txn.changes[2].before, Some(vec![json!(1), json!(1)]));
+    }
+
+    #[test]
+    fn ddl_heartbeats_and_bad_input() {
+        let t = TableRef::new("db", "t");
+        let h = SchemaHistory::default();
+        let mut a = Assembler::default();
+        a.push(
+            at(Event::Gtid { gtid: MariaGtid { domain: 0, server: 1, seq: 9 }, standalone: true }, 50),
+            &h,
+        )
+        .unwrap();
+        let out = a
+            .push(at(Event::Query { database: "db".into(), sql: "ALTER TABLE t ADD c INT".into() }, 60), &h)
+            .unwrap();
+        let Some(Output::Ddl { ddl, end }) = out else { panic!("no DDL: {out:?}") };
+        assert_eq!((ddl.gtid.as_deref(), ddl.database.as_deref(), end), (Some("0-1-9"), Some("db"), pos(60)));
+        assert_eq!(a.push(at(Event::Heartbeat, 60), &h), Ok(Some(Output::Heartbeat { end: pos(60) })));
+        let rows = vec![(None, Some(row(&[Value::Int(1)])))];
+        let err =
+            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows: rows.clone() }, 70), &h);
+        assert!(matches!(err, Err(AssembleError::RowsOutsideTransaction { .. })));
+        a.push(at(gtid(10), 80), &h).unwrap();
+        let err = a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows }, 90), &h);
+        assert!(matches!(err, Err(AssembleError::NoSchema { .. })), "{err:?}");
+    }
+}
