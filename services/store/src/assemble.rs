@@ -6,7 +6,9 @@
 //! row image is decoded with the table's schema version in force at the row event's position
 //! (see `schema_history`), and the versions used travel in the message. A GTID flagged
 //! standalone, or any other query outside a transaction, is a DDL statement: it is emitted on
-//! its own, and the caller records the new schema versions. Heartbeats pass through. The
+//! its own, and the caller records the new schema versions. Heartbeats pass through. Rows of
+//! tables outside the task's objects are skipped, but their transaction is still emitted (with
+//! no changes) so the resume position advances. The
 //! assembler keeps no state across restarts: a reader resumed at a transaction boundary starts
 //! with nothing open.
 
@@ -18,6 +20,7 @@ use ferry_schemas::cdc::{ChangeOp, DdlEvent, RowChange, TableVersion, Transactio
 use ferry_schemas::full::BatchColumn;
 use ferry_schemas::position::BinlogFilePos;
 use ferry_schemas::table::{TableRef, TableSchema};
+use ferry_schemas::task::ObjectFilter;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 
@@ -47,8 +50,8 @@ struct Open {
     changes: Vec<RowChange>,
 }
 
-#[derive(Default)]
 pub struct Assembler {
+    objects: ObjectFilter,
     open: Option<Open>,
     /// GTID of a standalone statement announced by its GTID event.
     standalone: Option<String>,
@@ -59,6 +62,11 @@ fn timestamp(secs: u32) -> DateTime<Utc> {
 }
 
 impl Assembler {
+    /// An assembler for the task's `objects`.
+    pub fn new(objects: ObjectFilter) -> Self {
+        Self { objects, open: None, standalone: None }
+    }
+
     /// Feeds one event; returns a message when one is complete.
     pub fn push(&mut self, ev: Positioned, history: &SchemaHistory) -> Result<Option<Output>, AssembleError> {
         let Positioned { event, end, timestamp: ts } = ev;
@@ -118,6 +126,9 @@ impl Assembler {
         let Some(open) = self.open.as_mut() else {
             return Err(AssembleError::RowsOutsideTransaction { table, at: at.clone() });
         };
+        if !self.objects.includes(&table) {
+            return Ok(());
+        }
         let version = history.at(&table, at).filter(|v| v.schema.is_some());
         let (Some(version), Some(schema)) = (version, version.and_then(|v| v.schema.as_ref())) else {
             return Err(AssembleError::NoSchema { table, at: at.clone() });
@@ -233,7 +244,7 @@ mod tests {
             ("m", ColumnType::Int { bytes: 3, unsigned: false }),
         ]);
         h.record(&t, pos(10), Some(v1)).unwrap();
-        let mut a = Assembler::default();
+        let mut a = Assembler::new(ObjectFilter { include: vec!["db".into()], exclude: vec![] });
         assert_eq!(a.push(at(gtid(7), 100), &h), Ok(None));
         let rows = vec![
             (None, Some(row(&[Value::Int(1), Value::Int(16_777_215)]))),
@@ -265,7 +276,7 @@ mod tests {
     fn ddl_heartbeats_and_bad_input() {
         let t = TableRef::new("db", "t");
         let h = SchemaHistory::default();
-        let mut a = Assembler::default();
+        let mut a = Assembler::new(ObjectFilter { include: vec!["db".into()], exclude: vec![] });
         a.push(
             at(Event::Gtid { gtid: MariaGtid { domain: 0, server: 1, seq: 9 }, standalone: true }, 50),
             &h,
@@ -284,5 +295,16 @@ mod tests {
         a.push(at(gtid(10), 80), &h).unwrap();
         let err = a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows }, 90), &h);
         assert!(matches!(err, Err(AssembleError::NoSchema { .. })), "{err:?}");
+        let other = vec![(None, Some(row(&[Value::Int(1)])))];
+        a.push(
+            at(Event::Rows { table: TableRef::new("elsewhere", "t"), op: ChangeOp::Insert, rows: other }, 95),
+            &h,
+        )
+        .unwrap();
+        let out = a.push(at(Event::Xid, 99), &h).unwrap();
+        assert!(
+            matches!(out, Some(Output::Transaction { ref txn, .. }) if txn.changes.is_empty()),
+            "{out:?}"
+        );
     }
 }
