@@ -11,7 +11,8 @@ pub struct CommonArgs {
     /// Address of the /healthz, /readyz and /metrics server (port 0 picks a free one).
     #[arg(long, env = "FERRY_HTTP_ADDR", default_value = "127.0.0.1:0")]
     pub http_addr: SocketAddr,
-    /// Name of this instance, unique among instances of the same role.
+    /// Name of this instance, unique among instances of the same role (default: role, host
+    /// name and process id; keep it stable across restarts to take job leases back at once).
     #[arg(long, env = "FERRY_INSTANCE")]
     pub instance: Option<String>,
     /// Region label (a JetStream domain) of this instance.
@@ -21,6 +22,15 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     pub fn instance_name(&self, role: &str) -> String {
-        self.instance.clone().unwrap_or_else(|| format!("{role}-{}", std::process::id()))
+        self.instance.clone().unwrap_or_else(|| {
+            // In containers every process is pid 1: the host name tells instances apart.
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("{role}-{host}-{}", std::process::id())
+        })
     }
 }
