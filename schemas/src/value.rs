@@ -183,6 +183,12 @@ pub fn format_time(negative: bool, hours: u32, mi: u8, s: u8, micros: u32, fsp: 
     format!("{sign}{hours:02}:{mi:02}:{s:02}{}", fraction(micros, fsp))
 }
 
+/// A wire DATETIME/TIMESTAMP as a MySQL literal: `2024-02-29T13:14:15.5Z` -> `2024-02-29
+/// 13:14:15.5` (TIMESTAMPs are written by sessions that run in UTC).
+pub fn mysql_datetime_literal(s: &str) -> String {
+    s.trim_end_matches('Z').replacen('T', " ", 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

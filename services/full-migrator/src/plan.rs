@@ -37,12 +37,9 @@ pub async fn build(conn: &mut Conn, spec: &TaskSpec) -> Result<Plan, FullError> 
                 if let Some(u) = unsupported.first() {
                     return Err(definite(
                         "unsupported_type",
-                        Some(format!("{}.{}", u.table, u.column)),
-                        format!(
-                            "column {}.{} has type {}, which Ferry cannot copy exactly",
-                            u.table, u.column, u.sql_type
-                        ),
-                        "exclude the table in objects.exclude, or change the column type on the source",
+                        Some(u.object()),
+                        u.message(),
+                        ferry_mysql::catalog::UnsupportedColumn::FIX,
                     ));
                 }
                 tables.push(TablePlan { source: o.table, target, schema, estimated_rows: o.estimated_rows });

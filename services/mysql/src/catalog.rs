@@ -56,6 +56,22 @@ pub struct UnsupportedColumn {
     pub sql_type: String,
 }
 
+impl UnsupportedColumn {
+    pub const FIX: &'static str =
+        "exclude the table in objects.exclude, or change the column type on the source";
+
+    pub fn object(&self) -> String {
+        format!("{}.{}", self.table, self.column)
+    }
+
+    pub fn message(&self) -> String {
+        format!(
+            "column {}.{} has type {}, which Ferry cannot copy exactly",
+            self.table, self.column, self.sql_type
+        )
+    }
+}
+
 type ColumnRow =
     (String, String, String, String, Option<String>, Option<u64>, Option<u64>, Option<u64>, String);
 

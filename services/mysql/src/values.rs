@@ -4,7 +4,9 @@
 //! DOUBLE bit-exact), temporal values as their parts (zero dates included) and DECIMAL as its
 //! exact text. Sessions run in UTC, so TIMESTAMP parts are a UTC instant.
 
-use ferry_schemas::value::{format_date, format_datetime, format_time, ColumnType, SqlValue};
+use ferry_schemas::value::{
+    format_date, format_datetime, format_time, mysql_datetime_literal, ColumnType, SqlValue,
+};
 use mysql_async::Value;
 
 /// Converts one read cell. `Err` carries a message naming what did not fit.
@@ -104,11 +106,6 @@ pub fn placeholder(ty: &ColumnType) -> &'static str {
         ColumnType::Binary => "UNHEX(?)",
         _ => "?",
     }
-}
-
-/// `2024-02-29T13:14:15.5Z` -> `2024-02-29 13:14:15.5`
-pub fn mysql_datetime_literal(s: &str) -> String {
-    s.trim_end_matches('Z').replacen('T', " ", 1)
 }
 
 fn hex(b: &[u8]) -> String {

@@ -158,12 +158,9 @@ async fn check_table(conn: &mut Conn, t: &TableRef, incremental: bool, out: &mut
             for u in unsupported {
                 out.push(fail(
                     "column_type",
-                    Some(format!("{}.{}", u.table, u.column)),
-                    format!(
-                        "column {}.{} has type {}, which Ferry cannot copy exactly",
-                        u.table, u.column, u.sql_type
-                    ),
-                    "exclude the table in objects.exclude, or change the column type on the source",
+                    Some(u.object()),
+                    u.message(),
+                    ferry_mysql::catalog::UnsupportedColumn::FIX,
                 ));
             }
             if incremental {

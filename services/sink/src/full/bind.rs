@@ -2,7 +2,7 @@
 
 use ferry_schemas::full::BatchColumn;
 use ferry_schemas::table::{quote_ident, TableRef};
-use ferry_schemas::value::SqlValue;
+use ferry_schemas::value::{mysql_datetime_literal, SqlValue};
 use sqlx::mysql::MySql;
 use sqlx::query_builder::Separated;
 use sqlx::QueryBuilder;
@@ -43,7 +43,7 @@ fn bind<'a>(b: &mut Separated<'_, 'a, MySql, &'static str>, v: &'a SqlValue) {
         SqlValue::Float(f) => b.push_bind(*f),
         SqlValue::Double(d) => b.push_bind(*d),
         SqlValue::Bytes(bytes) => b.push_bind(bytes.as_slice()),
-        SqlValue::DateTime(s) | SqlValue::Timestamp(s) => b.push_bind(datetime_literal(s)),
+        SqlValue::DateTime(s) | SqlValue::Timestamp(s) => b.push_bind(mysql_datetime_literal(s)),
         SqlValue::Decimal(s)
         | SqlValue::Text(s)
         | SqlValue::Date(s)
@@ -52,9 +52,4 @@ fn bind<'a>(b: &mut Separated<'_, 'a, MySql, &'static str>, v: &'a SqlValue) {
         | SqlValue::Set(s)
         | SqlValue::Json(s) => b.push_bind(s.as_str()),
     };
-}
-
-/// `2024-02-29T13:14:15.5Z` -> `2024-02-29 13:14:15.5` (the session runs in UTC).
-pub fn datetime_literal(s: &str) -> String {
-    s.trim_end_matches('Z').replacen('T', " ", 1)
 }
