@@ -43,17 +43,47 @@ fn all_types_sql() -> Result<String> {
     Ok(text[start..end].replace("tm1 TIME(1)", "tm1 TIME(3)"))
 }
 
-#[tokio::test]
-async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
+/// A connection to the source in a fresh database of its own (session in UTC, zero dates allowed).
+async fn fresh_database(prefix: &str) -> Result<(mysql_async::Conn, Endpoint, String)> {
     let (opts, endpoint) = source()?;
-    let db = format!("store_golden_{:08x}", rand::rng().random::<u32>());
+    let db = format!("{prefix}_{:08x}", rand::rng().random::<u32>());
     let mut conn = mysql_async::Conn::new(opts).await?;
     conn.query_drop("SET NAMES utf8mb4").await?;
+    conn.query_drop(format!("CREATE DATABASE `{db}`; USE `{db}`; SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"))
+        .await?;
+    Ok((conn, endpoint, db))
+}
+
+/// A replica server id no other reader of the shared source uses.
+fn reader_server_id() -> u32 {
+    100_000 + rand::rng().random::<u32>() % 1_000_000
+}
+
+/// Every row of `all_types` as `SELECT` gives it (binary protocol, UTC), converted like the full copy.
+async fn select_all(
+    conn: &mut mysql_async::Conn,
+    schema: &ferry_schemas::table::TableSchema,
+) -> Result<Vec<Vec<SqlValue>>> {
+    conn.query_drop("SET time_zone = '+00:00'").await?;
+    let rows: Vec<Row> = conn.exec("SELECT * FROM all_types ORDER BY id", ()).await?;
+    rows.into_iter()
+        .map(|r| {
+            schema
+                .columns
+                .iter()
+                .zip(r.unwrap())
+                .map(|(c, v)| from_mysql(&c.column_type, v).map_err(|e| anyhow!(e)))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
+    let (mut conn, endpoint, db) = fresh_database("store_golden").await?;
     let start = ferry_mysql::position::current(&mut conn)
         .await?
         .ok_or_else(|| anyhow!("binlog is off on the source"))?;
-    conn.query_drop(format!("CREATE DATABASE `{db}`; USE `{db}`; SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"))
-        .await?;
     conn.query_drop(all_types_sql()?).await?;
     conn.query_drop("UPDATE all_types SET vc = 'changed' WHERE id = 2; DELETE FROM all_types WHERE id = 3")
         .await?;
@@ -62,8 +92,7 @@ async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
     let (schema, unsupported) = ferry_mysql::catalog::read_table(&mut conn, &table).await?;
     ensure!(unsupported.is_empty(), "unsupported columns: {unsupported:?}");
 
-    let server_id = 100_000 + rand::rng().random::<u32>() % 1_000_000;
-    let mut reader = Reader::open(&endpoint, server_id, &start.binlog, true).await?;
+    let mut reader = Reader::open(&endpoint, reader_server_id(), &start.binlog, true).await?;
     let mut inserted: Vec<Vec<SqlValue>> = Vec::new();
     let mut updated = None;
     let mut deleted = None;
@@ -94,19 +123,7 @@ async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
     }
 
     // What SELECT says, with the same converter the full copy uses.
-    conn.query_drop("SET time_zone = '+00:00'").await?;
-    let selected: Vec<Row> = conn.exec("SELECT * FROM all_types ORDER BY id", ()).await?;
-    let selected: Vec<Vec<SqlValue>> = selected
-        .into_iter()
-        .map(|r| {
-            schema
-                .columns
-                .iter()
-                .zip(r.unwrap())
-                .map(|(c, v)| from_mysql(&c.column_type, v).map_err(|e| anyhow!(e)))
-                .collect()
-        })
-        .collect::<Result<_>>()?;
+    let selected = select_all(&mut conn, &schema).await?;
     conn.query_drop(format!("DROP DATABASE `{db}`")).await?;
 
     ensure!(inserted.len() == 5, "expected 5 inserted rows, read {}", inserted.len());
@@ -142,12 +159,7 @@ async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
 async fn binlog_transactions_assemble_with_exact_values() -> Result<()> {
     use ferry_store::assemble::{Assembler, Output};
     use ferry_store::schema_history::SchemaHistory;
-    let (opts, endpoint) = source()?;
-    let db = format!("store_asm_{:08x}", rand::rng().random::<u32>());
-    let mut conn = mysql_async::Conn::new(opts).await?;
-    conn.query_drop("SET NAMES utf8mb4").await?;
-    conn.query_drop(format!("CREATE DATABASE `{db}`; USE `{db}`; SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"))
-        .await?;
+    let (mut conn, endpoint, db) = fresh_database("store_asm").await?;
     let sql = all_types_sql()?;
     let (create, inserts) =
         sql.split_at(sql.find("-- minimum values").ok_or_else(|| anyhow!("scenario layout changed"))?);
@@ -165,8 +177,7 @@ async fn binlog_transactions_assemble_with_exact_values() -> Result<()> {
 
     let mut history = SchemaHistory::default();
     history.record(&table, start.binlog.clone(), Some(schema.clone()))?;
-    let server_id = 100_000 + rand::rng().random::<u32>() % 1_000_000;
-    let mut reader = Reader::open(&endpoint, server_id, &start.binlog, true).await?;
+    let mut reader = Reader::open(&endpoint, reader_server_id(), &start.binlog, true).await?;
     let objects = ferry_schemas::task::ObjectFilter { include: vec![db.clone()], exclude: vec![] };
     let mut assembler = Assembler::new(objects);
     let mut txns = Vec::new();
@@ -178,25 +189,15 @@ async fn binlog_transactions_assemble_with_exact_values() -> Result<()> {
             }
         }
     }
-    conn.query_drop("SET time_zone = '+00:00'").await?;
-    let selected: Vec<Row> = conn.exec("SELECT * FROM all_types ORDER BY id", ()).await?;
+    let selected = select_all(&mut conn, &schema).await?;
     conn.query_drop(format!("DROP DATABASE `{db}`")).await?;
 
     ensure!(txns.len() == 1, "one source transaction, one message: got {}", txns.len());
     let txn = &txns[0];
     ensure!(txn.gtid.is_some() && txn.last_part && txn.tables.len() == 1, "{txn:?}");
     ensure!(txn.changes.len() == 6, "5 inserts and 1 update: {}", txn.changes.len());
-    let mut expected: Vec<Vec<serde_json::Value>> = selected
-        .into_iter()
-        .map(|r| {
-            schema
-                .columns
-                .iter()
-                .zip(r.unwrap())
-                .map(|(c, v)| from_mysql(&c.column_type, v).map(|x| x.to_json()).map_err(|e| anyhow!(e)))
-                .collect()
-        })
-        .collect::<Result<_>>()?;
+    let mut expected: Vec<Vec<serde_json::Value>> =
+        selected.into_iter().map(|r| r.into_iter().map(|v| v.to_json()).collect()).collect();
     // The final state of every row is its last image in the transaction.
     let mut last: std::collections::BTreeMap<i64, Vec<serde_json::Value>> = Default::default();
     for c in &txn.changes {
