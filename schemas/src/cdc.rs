@@ -9,7 +9,8 @@
 //! without any other state.
 
 use crate::full::BatchColumn;
-use crate::table::TableRef;
+use crate::position::BinlogFilePos;
+use crate::table::{TableRef, TableSchema};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,10 @@ pub struct Transaction {
     #[serde(default)]
     pub part: u32,
     pub last_part: bool,
+    /// Where the transaction starts in the binlog: a store that stopped between the parts of a
+    /// split transaction re-reads it from here and publishes only the parts still missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begin: Option<BinlogFilePos>,
     pub tables: Vec<TableVersion>,
     pub changes: Vec<RowChange>,
 }
@@ -95,4 +100,32 @@ pub struct DdlEvent {
 pub struct Heartbeat {
     /// The source's clock at the heartbeat (from the binlog's heartbeat or the store's read).
     pub source_time: DateTime<Utc>,
+}
+
+/// One entry of a task's schema history stream: the schema a table has from `from` on
+/// (`None`: dropped there). The store replays the stream on start, so rows read again after a
+/// restart decode with the columns they were written under.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SchemaRecord {
+    pub table: TableRef,
+    pub from: BinlogFilePos,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<TableSchema>,
+}
+
+/// A message on a task's APPLY stream, made by the dispatcher from exactly one CDC message.
+///
+/// One-to-one is what lets the dispatcher resume without a checkpoint of its own: APPLY
+/// sequence minus CDC sequence is constant (recorded once in its status), and every publish
+/// names the APPLY sequence it expects to follow, so nothing is skipped or written twice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApplyEvent {
+    /// Sequence of the CDC message in its stream.
+    pub cdc_seq: u64,
+    /// Partition whose lane applies it; `None`: a barrier that runs alone after every
+    /// partition drained (DDL, or a transaction whose keys span partitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// The CDC event with the task's filters applied and every name mapped to the target.
+    pub event: CdcEvent,
 }

@@ -57,6 +57,38 @@ pub fn apply_stream(task: &str) -> String {
 pub fn apply_subject(task: &str, partition: u32) -> String {
     format!("ferry.{task}.apply.{partition}")
 }
+/// Subject of APPLY messages that run alone, after every partition drained (DDL, and
+/// transactions whose keys span partitions).
+pub fn apply_barrier_subject(task: &str) -> String {
+    format!("ferry.{task}.apply.barrier")
+}
+/// All subjects of a task's APPLY stream.
+pub fn apply_subjects(task: &str) -> String {
+    format!("ferry.{task}.apply.>")
+}
+/// Durable consumer through which the sink reads a task's APPLY stream.
+pub fn sink_apply_consumer(task: &str) -> String {
+    format!("sink-apply-{task}")
+}
+/// A task's schema history: one message per table version, replayed by the store on start.
+pub fn schema_stream(task: &str) -> String {
+    format!("FERRY_{task}_SCHEMA")
+}
+pub fn schema_subject(task: &str) -> String {
+    format!("ferry.{task}.schema")
+}
+/// Message id of a table version in the schema history (its table and binlog position).
+pub fn schema_msg_id(task: &str, database: &str, table: &str, position: &str) -> String {
+    format!("{task}:schema:{}.{}:{position}", token(database), token(table))
+}
+/// Message id of one CDC message: the binlog position after it and the part number.
+pub fn cdc_msg_id(task: &str, position: &str, part: u32) -> String {
+    format!("{task}:cdc:{position}:{part}")
+}
+/// Message id of the APPLY message made from one CDC message.
+pub fn apply_msg_id(task: &str, cdc_seq: u64) -> String {
+    format!("{task}:apply:{cdc_seq}")
+}
 pub fn check_stream(task: &str) -> String {
     format!("FERRY_{task}_CHECK")
 }

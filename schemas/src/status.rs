@@ -143,6 +143,8 @@ pub struct SinkStatus {
     pub tables: BTreeMap<String, TableApplied>,
     #[serde(default)]
     pub views_applied: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalApplied>,
     /// The last transient failure while it is being retried (cleared on success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrying: Option<ErrorReport>,
@@ -150,6 +152,69 @@ pub struct SinkStatus {
     pub error: Option<ErrorReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Key `<task>.store`: what capture has made durable in the CDC stream.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreStatus {
+    /// Position after the last message JetStream acknowledged (written after the PubAck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<SourcePosition>,
+    /// Source commit time of the last transaction (or heartbeat) captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub transactions: u64,
+    #[serde(default)]
+    pub rows: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Key `<task>.dispatcher`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DispatcherStatus {
+    /// APPLY sequence minus CDC sequence, fixed before the first publish (see `cdc::ApplyEvent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_offset: Option<i64>,
+    /// Last CDC sequence dispatched.
+    #[serde(default)]
+    pub cdc_seq: u64,
+    #[serde(default)]
+    pub barriers: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The sink's incremental progress (derived from its checkpoint rows in the target).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IncrementalApplied {
+    /// Source position of the last change applied (or heartbeat passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<SourcePosition>,
+    /// Source time of the last change applied or heartbeat passed: delay is measured from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_time: Option<DateTime<Utc>>,
+    /// Seconds between the source time of the newest applied event and when it was applied.
+    #[serde(default)]
+    pub delay_seconds: f64,
+    /// True while replaying the P0..P1 window idempotently.
+    #[serde(default)]
+    pub safe_mode: bool,
+    #[serde(default)]
+    pub transactions: u64,
+    #[serde(default)]
+    pub rows: u64,
+    #[serde(default)]
+    pub ddl: u64,
 }
 
 /// One table's line in a task view.
@@ -190,4 +255,15 @@ pub struct TaskStatusView {
     pub tables: Vec<TableStatusView>,
     pub views_published: u64,
     pub views_applied: u64,
+    /// Position the store has captured up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_position: Option<SourcePosition>,
+    /// Position the sink has applied up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_position: Option<SourcePosition>,
+    /// Seconds the target is behind the source (incremental phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalApplied>,
 }

@@ -157,7 +157,64 @@ pub enum Phase {
 }
 
 /// Phases this build can run. Others are refused by validation rather than skipped.
-pub const SUPPORTED_PHASES: &[Phase] = &[Phase::Precheck, Phase::Schema, Phase::Full];
+pub const SUPPORTED_PHASES: &[Phase] = &[Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental];
+
+/// Which row changes incremental sync applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DmlFilter {
+    #[serde(default = "default_true")]
+    pub insert: bool,
+    #[serde(default = "default_true")]
+    pub update: bool,
+    #[serde(default = "default_true")]
+    pub delete: bool,
+}
+
+impl Default for DmlFilter {
+    fn default() -> Self {
+        Self { insert: true, update: true, delete: true }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalOptions {
+    /// APPLY partitions: transactions on disjoint keys apply in parallel across them.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Where capture starts when the task has no full phase (default: the current end of the
+    /// binlog when the task first starts). With a full phase capture starts at its P0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<crate::position::BinlogFilePos>,
+    #[serde(default)]
+    pub dml: DmlFilter,
+    /// Replicate DDL (ALTER/CREATE/DROP/RENAME/TRUNCATE) of the task's tables.
+    #[serde(default = "default_true")]
+    pub ddl: bool,
+    /// How long the CDC stream keeps changes (the longest the apply side may be behind).
+    #[serde(default = "default_retention_hours")]
+    pub retention_hours: u32,
+}
+
+fn default_partitions() -> u32 {
+    8
+}
+fn default_retention_hours() -> u32 {
+    72
+}
+
+impl Default for IncrementalOptions {
+    fn default() -> Self {
+        Self {
+            partitions: default_partitions(),
+            start: None,
+            dml: DmlFilter::default(),
+            ddl: true,
+            retention_hours: default_retention_hours(),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -205,7 +262,7 @@ impl Default for FullOptions {
 }
 
 fn default_phases() -> Vec<Phase> {
-    SUPPORTED_PHASES.to_vec()
+    vec![Phase::Precheck, Phase::Schema, Phase::Full]
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -221,6 +278,8 @@ pub struct TaskSpec {
     pub phases: Vec<Phase>,
     #[serde(default)]
     pub full: FullOptions,
+    #[serde(default)]
+    pub incremental: IncrementalOptions,
 }
 
 /// One thing wrong with a spec.
@@ -281,6 +340,7 @@ impl TaskSpec {
         }
         self.validate_phases(&mut out);
         self.validate_full(&mut out);
+        self.validate_incremental(&mut out);
         out
     }
 
@@ -293,7 +353,7 @@ impl TaskSpec {
                 out.push(problem(
                     "phases",
                     format!("phase `{p:?}` is not available in this version of Ferry"),
-                    "remove it from phases; supported: precheck, schema, full",
+                    "remove it from phases; supported: precheck, schema, full, incremental",
                 ));
             }
         }
@@ -301,7 +361,28 @@ impl TaskSpec {
             out.push(problem(
                 "phases",
                 "phases are repeated or out of order",
-                "order them precheck, schema, full",
+                "order them precheck, schema, full, incremental",
+            ));
+        }
+    }
+
+    fn validate_incremental(&self, out: &mut Vec<SpecProblem>) {
+        let i = &self.incremental;
+        if !(1..=64).contains(&i.partitions) {
+            out.push(problem(
+                "incremental.partitions",
+                format!("{} is out of range", i.partitions),
+                "use 1 to 64",
+            ));
+        }
+        if i.retention_hours == 0 {
+            out.push(problem("incremental.retention_hours", "0 keeps no changes", "use at least 1 (hours)"));
+        }
+        if i.start.is_some() && self.phases.contains(&Phase::Full) {
+            out.push(problem(
+                "incremental.start",
+                "a start position cannot be combined with the full phase",
+                "remove incremental.start (capture starts where the full copy starts), or remove the full phase",
             ));
         }
     }

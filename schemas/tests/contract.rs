@@ -2,16 +2,21 @@
 //! Run with `BLESS=1` to rewrite them after an intended change.
 
 use chrono::{TimeZone, Utc};
-use ferry_schemas::cdc::{CdcEvent, ChangeOp, DdlEvent, Heartbeat, RowChange, TableVersion, Transaction};
+use ferry_schemas::cdc::{
+    ApplyEvent, CdcEvent, ChangeOp, DdlEvent, Heartbeat, RowChange, SchemaRecord, TableVersion, Transaction,
+};
 use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
 use ferry_schemas::status::{
-    FullMigratorStatus, SchedulerStatus, SinkStatus, TableProgress, TaskState, TaskStatusView,
+    DispatcherStatus, FullMigratorStatus, IncrementalApplied, SchedulerStatus, SinkStatus, StoreStatus,
+    TableProgress, TaskState, TaskStatusView,
 };
 use ferry_schemas::table::{ColumnDef, KeyKind, TableRef, TableSchema};
-use ferry_schemas::task::{Endpoint, FullOptions, ObjectFilter, Phase, Renames, Secret, TaskSpec};
+use ferry_schemas::task::{
+    Endpoint, FullOptions, IncrementalOptions, ObjectFilter, Phase, Renames, Secret, TaskSpec,
+};
 use ferry_schemas::value::ColumnType;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -105,8 +110,9 @@ fn spec() -> TaskSpec {
             databases: [("shop".into(), "shop_new".into())].into(),
             tables: Default::default(),
         },
-        phases: vec![Phase::Precheck, Phase::Schema, Phase::Full],
+        phases: vec![Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental],
         full: FullOptions::default(),
+        incremental: IncrementalOptions::default(),
     }
 }
 
@@ -184,6 +190,7 @@ fn schemas_and_examples_match_the_types() {
         committed_at: at(),
         part: 0,
         last_part: true,
+        begin: Some(BinlogFilePos { file: "mysql-bin.000003".into(), offset: 700 }),
         tables: vec![orders_v1.clone()],
         changes: vec![
             RowChange {
@@ -211,7 +218,53 @@ fn schemas_and_examples_match_the_types() {
         Envelope {
             position: Some(p0()),
             produced_at: at(),
-            ..Envelope::new("shop-move", "shop-move:mysql-bin.000003:871:0".into(), None, txn)
+            ..Envelope::new("shop-move", "shop-move:cdc:mysql-bin.000003:871:0".into(), None, txn.clone())
+        },
+        &mut drift,
+    );
+    contract(
+        "apply_event",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new(
+                "shop-move",
+                "shop-move:apply:17".into(),
+                None,
+                ApplyEvent { cdc_seq: 17, partition: Some(3), event: txn },
+            )
+        },
+        &mut drift,
+    );
+    contract(
+        "schema_record",
+        SchemaRecord {
+            table: TableRef::new("shop", "orders"),
+            from: BinlogFilePos { file: "mysql-bin.000003".into(), offset: 871 },
+            schema: Some(orders()),
+        },
+        &mut drift,
+    );
+    contract(
+        "store_status",
+        StoreStatus {
+            position: Some(p0()),
+            source_time: Some(at()),
+            transactions: 120,
+            rows: 480,
+            updated_at: Some(at()),
+            ..Default::default()
+        },
+        &mut drift,
+    );
+    contract(
+        "dispatcher_status",
+        DispatcherStatus {
+            apply_offset: Some(0),
+            cdc_seq: 120,
+            barriers: 3,
+            updated_at: Some(at()),
+            ..Default::default()
         },
         &mut drift,
     );
@@ -309,6 +362,15 @@ fn schemas_and_examples_match_the_types() {
         "sink_status",
         SinkStatus {
             tables: [("shop.orders".into(), Default::default())].into(),
+            incremental: Some(IncrementalApplied {
+                position: Some(p0()),
+                source_time: Some(at()),
+                delay_seconds: 0.4,
+                safe_mode: false,
+                transactions: 120,
+                rows: 480,
+                ddl: 1,
+            }),
             updated_at: Some(at()),
             ..Default::default()
         },
@@ -329,6 +391,10 @@ fn schemas_and_examples_match_the_types() {
             tables: vec![],
             views_published: 0,
             views_applied: 0,
+            source_position: Some(p0()),
+            applied_position: Some(p0()),
+            delay_seconds: Some(0.4),
+            incremental: None,
         },
         &mut drift,
     );

@@ -58,7 +58,7 @@ async fn invalid_specs_are_refused_with_the_field_and_the_fix() -> Result<()> {
     );
 
     let (code, body) =
-        stack.post("/tasks", valid.replace("full:", "phases: [precheck, incremental]\nfull:")).await?;
+        stack.post("/tasks", valid.replace("full:", "phases: [precheck, verify]\nfull:")).await?;
     ensure!(code == 400 && body.to_string().contains("not available"), "unsupported phase: {code} {body}");
 
     let (_, list) = stack.get_json("/tasks").await?;

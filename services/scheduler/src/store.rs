@@ -4,7 +4,9 @@ use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets};
 use ferry_kit::KitError;
 use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
 use ferry_schemas::names;
-use ferry_schemas::status::{FullMigratorStatus, SchedulerStatus, SinkStatus, TableProgress};
+use ferry_schemas::status::{
+    DispatcherStatus, FullMigratorStatus, SchedulerStatus, SinkStatus, StoreStatus, TableProgress,
+};
 use ferry_schemas::task::Phase;
 
 pub const COMPONENT: &str = "scheduler";
@@ -57,6 +59,14 @@ impl Store {
 
     pub async fn full_status(&self, task: &str) -> Result<FullMigratorStatus, KitError> {
         Ok(kv_get(&self.buckets.status, &names::status_key(task, "full-migrator")).await?.unwrap_or_default())
+    }
+
+    pub async fn store_status(&self, task: &str) -> Result<StoreStatus, KitError> {
+        Ok(kv_get(&self.buckets.status, &names::status_key(task, "store")).await?.unwrap_or_default())
+    }
+
+    pub async fn dispatcher_status(&self, task: &str) -> Result<DispatcherStatus, KitError> {
+        Ok(kv_get(&self.buckets.status, &names::status_key(task, "dispatcher")).await?.unwrap_or_default())
     }
 
     pub async fn sink_status(&self, task: &str) -> Result<SinkStatus, KitError> {

@@ -3,7 +3,9 @@
 use crate::store::Store;
 use ferry_kit::KitError;
 use ferry_schemas::control::{DesiredState, TaskRecord};
-use ferry_schemas::status::{SchedulerStatus, TableStatusView, TaskState, TaskStatusView};
+use ferry_schemas::status::{
+    IncrementalApplied, SchedulerStatus, TableStatusView, TaskState, TaskStatusView,
+};
 
 pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView, KitError> {
     let task = &record.spec.name;
@@ -21,6 +23,8 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
     }
     let fm = store.full_status(task).await?;
     let sink = store.sink_status(task).await?;
+    let capture = store.store_status(task).await?;
+    let dispatcher = store.dispatcher_status(task).await?;
     let mut tables = Vec::with_capacity(fm.tables.len());
     for t in &fm.tables {
         let p = store.table_progress(task, &t.database, &t.table).await?;
@@ -49,14 +53,35 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
         phase: st.phase,
         phases: record.spec.phases.clone(),
         error: st.error.clone(),
-        retrying: [fresh(&fm.retrying), fresh(&sink.retrying)].into_iter().flatten().collect(),
+        retrying: [
+            fresh(&fm.retrying),
+            fresh(&capture.retrying),
+            fresh(&dispatcher.retrying),
+            fresh(&sink.retrying),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         precheck: st.precheck.clone(),
         p0: fm.p0.clone(),
         p1: fm.p1.clone(),
         tables,
         views_published: fm.views_published,
         views_applied: sink.views_applied,
+        source_position: capture.position.clone(),
+        applied_position: sink.incremental.as_ref().and_then(|i| i.position.clone()),
+        delay_seconds: sink.incremental.as_ref().map(delay_seconds),
+        incremental: sink.incremental.clone(),
     })
+}
+
+/// How far the target is behind: the age of the newest source event the sink has applied
+/// (heartbeats keep it current while the source is idle).
+pub fn delay_seconds(applied: &IncrementalApplied) -> f64 {
+    match applied.source_time {
+        Some(t) => (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0,
+        None => applied.delay_seconds,
+    }
 }
 
 pub fn initial_status(_record: &TaskRecord) -> SchedulerStatus {

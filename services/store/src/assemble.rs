@@ -45,6 +45,7 @@ pub enum AssembleError {
 
 struct Open {
     gtid: Option<String>,
+    begin: Option<BinlogFilePos>,
     tables: Vec<TableVersion>,
     index: HashMap<(TableRef, u64), u32>,
     changes: Vec<RowChange>,
@@ -55,6 +56,8 @@ pub struct Assembler {
     open: Option<Open>,
     /// GTID of a standalone statement announced by its GTID event.
     standalone: Option<String>,
+    /// Position after the previous event: where an opening transaction begins.
+    last_end: Option<BinlogFilePos>,
 }
 
 fn timestamp(secs: u32) -> DateTime<Utc> {
@@ -64,18 +67,29 @@ fn timestamp(secs: u32) -> DateTime<Utc> {
 impl Assembler {
     /// An assembler for the task's `objects`.
     pub fn new(objects: ObjectFilter) -> Self {
-        Self { objects, open: None, standalone: None }
+        Self { objects, open: None, standalone: None, last_end: None }
+    }
+
+    /// An assembler whose reader starts at `start` (the begin position of the first transaction).
+    pub fn starting_at(objects: ObjectFilter, start: BinlogFilePos) -> Self {
+        Self { last_end: Some(start), ..Self::new(objects) }
+    }
+
+    /// True while a transaction is open (its commit not seen yet).
+    pub fn in_transaction(&self) -> bool {
+        self.open.is_some()
     }
 
     /// Feeds one event; returns a message when one is complete.
     pub fn push(&mut self, ev: Positioned, history: &SchemaHistory) -> Result<Option<Output>, AssembleError> {
         let Positioned { event, end, timestamp: ts } = ev;
+        let prev = self.last_end.replace(end.clone());
         match event {
             Event::Gtid { gtid, standalone: true } => self.standalone = Some(gtid.to_string()),
-            Event::Gtid { gtid, standalone: false } => self.begin(Some(gtid.to_string())),
+            Event::Gtid { gtid, standalone: false } => self.begin(Some(gtid.to_string()), prev),
             Event::Query { sql, .. } if sql.eq_ignore_ascii_case("BEGIN") => {
                 if self.open.is_none() {
-                    self.begin(None);
+                    self.begin(None, prev);
                 }
             }
             Event::Query { sql, .. } if sql.eq_ignore_ascii_case("COMMIT") => return Ok(self.commit(ts, end)),
@@ -98,8 +112,9 @@ impl Assembler {
         Ok(None)
     }
 
-    fn begin(&mut self, gtid: Option<String>) {
-        self.open = Some(Open { gtid, tables: Vec::new(), index: HashMap::new(), changes: Vec::new() });
+    fn begin(&mut self, gtid: Option<String>, begin: Option<BinlogFilePos>) {
+        self.open =
+            Some(Open { gtid, begin, tables: Vec::new(), index: HashMap::new(), changes: Vec::new() });
     }
 
     fn commit(&mut self, ts: u32, end: BinlogFilePos) -> Option<Output> {
@@ -109,6 +124,7 @@ impl Assembler {
             committed_at: timestamp(ts),
             part: 0,
             last_part: true,
+            begin: open.begin,
             tables: open.tables,
             changes: open.changes,
         };
