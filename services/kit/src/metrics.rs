@@ -23,6 +23,14 @@ pub fn task(task: &str) -> TaskLabel {
     TaskLabel { task: task.to_owned() }
 }
 
+#[derive(Clone, Copy)]
+struct Rates {
+    sink_rows: u64,
+    sink_txns: u64,
+    source_rows: u64,
+    at: Instant,
+}
+
 type Hist = Family<TaskLabel, Histogram, fn() -> Histogram>;
 type FGauge = Family<TaskLabel, Gauge<f64, AtomicU64>>;
 
@@ -45,7 +53,16 @@ pub struct Metrics {
     pub sink_commit_time: Hist,
     pub sink_rps: FGauge,
     pub sink_tps: FGauge,
-    rate_state: Mutex<HashMap<TaskLabel, (u64, u64, Instant)>>,
+    /// Row changes captured from the binlog and made durable in the CDC stream (only grows).
+    pub source_record_num: Family<TaskLabel, Gauge>,
+    pub source_rps: FGauge,
+    /// Seconds between a captured event's source time and its capture.
+    pub source_delay: FGauge,
+    /// Transactions dispatched to APPLY and not yet applied by the sink.
+    pub dispatcher_ready_transaction_size: Family<TaskLabel, Gauge>,
+    /// Seconds between the source time of the newest applied event and its apply.
+    pub sink_delay: FGauge,
+    rate_state: Mutex<HashMap<TaskLabel, Rates>>,
 }
 
 impl Metrics {
@@ -61,6 +78,11 @@ impl Metrics {
             sink_commit_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             sink_rps: Family::default(),
             sink_tps: Family::default(),
+            source_record_num: Family::default(),
+            source_rps: Family::default(),
+            source_delay: Family::default(),
+            dispatcher_ready_transaction_size: Family::default(),
+            sink_delay: Family::default(),
             rate_state: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -85,6 +107,27 @@ impl Metrics {
         );
         registry.register("sink_rps", "Rows written to the target per second", m.sink_rps.clone());
         registry.register("sink_tps", "Target transactions per second", m.sink_tps.clone());
+        registry.register(
+            "source_record_num",
+            "Row changes captured into the CDC stream",
+            m.source_record_num.clone(),
+        );
+        registry.register("source_rps", "Row changes captured per second", m.source_rps.clone());
+        registry.register(
+            "source_delay",
+            "Seconds between a change's commit on the source and its capture",
+            m.source_delay.clone(),
+        );
+        registry.register(
+            "dispatcher_ready_transaction_size",
+            "Transactions dispatched and not yet applied",
+            m.dispatcher_ready_transaction_size.clone(),
+        );
+        registry.register(
+            "sink_delay",
+            "Seconds between a change's commit on the source and its apply on the target",
+            m.sink_delay.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -115,21 +158,32 @@ impl Metrics {
         let Ok(mut state) = self.rate_state.lock() else { return };
         let labels: Vec<TaskLabel> = state.keys().cloned().collect();
         for l in labels {
-            let rows = self.sink_total_record.get_or_create(&l).get().max(0) as u64;
-            let txns = self.sink_transactions.get_or_create(&l).get();
-            if let Some((r0, t0, at)) = state.get(&l).copied() {
-                let secs = now.duration_since(at).as_secs_f64().max(1e-3);
-                self.sink_rps.get_or_create(&l).set(rows.saturating_sub(r0) as f64 / secs);
-                self.sink_tps.get_or_create(&l).set(txns.saturating_sub(t0) as f64 / secs);
+            let next = Rates {
+                sink_rows: self.sink_total_record.get_or_create(&l).get().max(0) as u64,
+                sink_txns: self.sink_transactions.get_or_create(&l).get(),
+                source_rows: self.source_record_num.get_or_create(&l).get().max(0) as u64,
+                at: now,
+            };
+            if let Some(prev) = state.get(&l).copied() {
+                let secs = now.duration_since(prev.at).as_secs_f64().max(1e-3);
+                let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+                self.sink_rps.get_or_create(&l).set(rate(next.sink_rows, prev.sink_rows));
+                self.sink_tps.get_or_create(&l).set(rate(next.sink_txns, prev.sink_txns));
+                self.source_rps.get_or_create(&l).set(rate(next.source_rows, prev.source_rows));
             }
-            state.insert(l, (rows, txns, now));
+            state.insert(l, next);
         }
     }
 
     /// Starts tracking rates for a task (call once when a sink job starts).
     pub fn track_task_rates(&self, label: &TaskLabel) {
         if let Ok(mut s) = self.rate_state.lock() {
-            s.entry(label.clone()).or_insert((0, 0, Instant::now()));
+            s.entry(label.clone()).or_insert(Rates {
+                sink_rows: 0,
+                sink_txns: 0,
+                source_rows: 0,
+                at: Instant::now(),
+            });
         }
     }
 }

@@ -111,6 +111,52 @@ impl Nats {
             .map_err(|e| KitError::nats(format!("creating stream {}", names::full_stream(task)), e))
     }
 
+    /// Gets or creates a task's CDC stream: limits retention (mirrorable), kept `max_age`.
+    pub async fn cdc_stream(&self, task: &str, max_age: Duration) -> Result<stream::Stream, KitError> {
+        self.task_stream(stream::Config {
+            name: names::cdc_stream(task),
+            subjects: vec![names::cdc_subject(task)],
+            retention: stream::RetentionPolicy::Limits,
+            max_age,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Gets or creates a task's schema history stream (kept for the life of the task).
+    pub async fn schema_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
+        self.task_stream(stream::Config {
+            name: names::schema_stream(task),
+            subjects: vec![names::schema_subject(task)],
+            retention: stream::RetentionPolicy::Limits,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Gets or creates a task's APPLY stream: work-queue retention, local to the target region.
+    pub async fn apply_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
+        self.task_stream(stream::Config {
+            name: names::apply_stream(task),
+            subjects: vec![names::apply_subjects(task)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn task_stream(&self, config: stream::Config) -> Result<stream::Stream, KitError> {
+        let name = config.name.clone();
+        self.js
+            .get_or_create_stream(stream::Config {
+                storage: stream::StorageType::File,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..config
+            })
+            .await
+            .map_err(|e| KitError::nats(format!("creating stream {name}"), e))
+    }
+
     /// Publishes with `Nats-Msg-Id` and waits for the stream's acknowledgement.
     pub async fn publish_dedup(
         &self,

@@ -41,6 +41,14 @@ pub fn class_of(e: &mysql_async::Error) -> ErrorClass {
     }
 }
 
+/// The server error code behind a source error, if it is one.
+pub fn server_code_of(e: &SourceError) -> Option<u16> {
+    match e {
+        SourceError::Mysql { source, .. } => server_code(source),
+        _ => None,
+    }
+}
+
 impl SourceError {
     pub fn mysql(context: impl Into<String>, source: mysql_async::Error) -> Self {
         SourceError::Mysql { context: context.into(), source }

@@ -168,7 +168,7 @@ impl Assembler {
     }
 }
 
-fn table_version(schema: &TableSchema, number: u64) -> TableVersion {
+pub fn table_version(schema: &TableSchema, number: u64) -> TableVersion {
     TableVersion {
         table: schema.table.clone(),
         version: number,

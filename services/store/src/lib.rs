@@ -1,18 +1,27 @@
-//! The store service (binlog capture). Its capture loop is not built yet: the service connects
-//! to NATS, serves /healthz, /readyz and /metrics, and waits; it takes no assignments and writes
-//! nothing. `binlog` holds the decoding it will use (MariaDB GTID events, schema-driven values).
+//! The store service: binlog capture into each task's CDC stream (OMS Store). See `capture`
+//! for the protocol, `binlog` for decoding, `schema_history` and `history_log` for the schema
+//! versions rows are decoded with.
 
 pub mod assemble;
 pub mod binlog;
+pub mod capture;
+pub mod ddl;
+pub mod error;
+pub mod history_log;
 pub mod schema_history;
 
 use ferry_kit::runtime::Runtime;
+use ferry_schemas::control::Role;
 use tokio_util::sync::CancellationToken;
 
 pub const COMPONENT: &str = "store";
 
+/// Runs every store assignment until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     rt.ready.set(true);
-    tracing::info!("the {COMPONENT} service has no work in this version of Ferry; serving health only");
-    shutdown.cancelled().await;
+    let worker = rt.worker(Role::Store);
+    ferry_kit::jobs::supervise(worker, shutdown, move |assignment, cancel| {
+        capture::run(rt.clone(), assignment, cancel)
+    })
+    .await;
 }
