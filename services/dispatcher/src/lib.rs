@@ -1,14 +1,22 @@
-//! The dispatcher service (filtering, routing and causality partitioning of CDC). This version does not implement its work yet: it connects to
-//! NATS, serves /healthz, /readyz and /metrics, and waits, so deployments and health checks can
-//! be set up ahead of it. It takes no assignments and writes nothing.
+//! The dispatcher service: reads a task's CDC stream, applies its filters and renames, and
+//! partitions transactions over the APPLY stream by key causality (OMS Incr-Sync, front half).
+//! See `job` for the resume protocol and `route` for causality.
+
+pub mod job;
+pub mod route;
 
 use ferry_kit::runtime::Runtime;
+use ferry_schemas::control::Role;
 use tokio_util::sync::CancellationToken;
 
 pub const COMPONENT: &str = "dispatcher";
 
+/// Runs every dispatcher assignment until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     rt.ready.set(true);
-    tracing::info!("the {COMPONENT} service has no work in this version of Ferry; serving health only");
-    shutdown.cancelled().await;
+    let worker = rt.worker(Role::Dispatcher);
+    ferry_kit::jobs::supervise(worker, shutdown, move |assignment, cancel| {
+        job::run(rt.clone(), assignment, cancel)
+    })
+    .await;
 }

@@ -1,0 +1,275 @@
+//! One task's dispatch job: CDC stream to APPLY stream, one APPLY message per CDC message.
+//!
+//! Protocol (the dispatcher keeps no checkpoint of its own):
+//! - Before its first publish it records `apply_offset` = APPLY sequence − CDC sequence in its
+//!   status. Every CDC message becomes exactly one APPLY message, so after a restart the next
+//!   CDC sequence to read is `APPLY last sequence + 1 − apply_offset`.
+//! - Every publish carries `Nats-Expected-Last-Sequence`, so a publish lost in flight makes
+//!   every later one fail; the job restarts and recomputes where to continue. Nothing is
+//!   skipped or published twice, and order is the CDC order.
+//! - CDC messages are read by an ordered consumer from that sequence; a sequence that is not
+//!   the next one (the CDC stream lost messages to its age limit, or a mirror skipped some)
+//!   stops the task with an error instead of applying past a gap.
+//! - Causality (see `route`) needs to know which keys are still in flight; after a restart it
+//!   does not, so every transaction is a barrier until the sink has applied what the previous
+//!   run published.
+
+use crate::route::{self, Causality};
+use crate::COMPONENT;
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::Stream;
+use chrono::Utc;
+use ferry_kit::backoff::Backoff;
+use ferry_kit::nats::{kv_get, kv_put};
+use ferry_kit::runtime::Runtime;
+use ferry_kit::{ErrorClass, KitError};
+use ferry_schemas::cdc::{ApplyEvent, CdcEvent};
+use ferry_schemas::control::{Assignment, TaskRecord};
+use ferry_schemas::envelope::Envelope;
+use ferry_schemas::names;
+use ferry_schemas::status::{DispatcherStatus, ErrorReport};
+use ferry_schemas::task::Phase;
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const WINDOW: usize = 512;
+const FLOOR_EVERY: Duration = Duration::from_millis(50);
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Kit(#[from] KitError),
+    #[error("{}", .0.message)]
+    Definite(Box<ErrorReport>),
+}
+
+impl DispatchError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            DispatchError::Kit(e) => e.class(),
+            DispatchError::Definite(_) => ErrorClass::Definite,
+        }
+    }
+    fn report(&self) -> ErrorReport {
+        match self {
+            DispatchError::Definite(r) => (**r).clone(),
+            DispatchError::Kit(e) => ferry_kit::error::report(
+                COMPONENT,
+                "nats",
+                None,
+                e.to_string(),
+                "check that NATS is reachable",
+            ),
+        }
+    }
+}
+
+fn definite(code: &str, object: Option<String>, message: String, fix: &str) -> DispatchError {
+    DispatchError::Definite(Box::new(ferry_kit::error::report(COMPONENT, code, object, message, fix)))
+}
+
+pub async fn run(rt: Runtime, assignment: Assignment, cancel: CancellationToken) {
+    if !assignment.phases.contains(&Phase::Incremental) {
+        return;
+    }
+    let task = assignment.task.clone();
+    let mut backoff = Backoff::standard();
+    loop {
+        match run_once(&rt, &task, &cancel).await {
+            Ok(()) => return,
+            Err(_) if cancel.is_cancelled() => return,
+            Err(e) if e.class() == ErrorClass::Transient => {
+                let d = backoff.next_delay();
+                tracing::warn!(task, "dispatch interrupted ({e}); retrying in {d:?}");
+                record_problem(&rt, &task, None, Some(e.report())).await;
+                tokio::select! { _ = tokio::time::sleep(d) => {}, _ = cancel.cancelled() => return }
+            }
+            Err(e) => {
+                tracing::error!(task, "dispatch stopped: {e}");
+                record_problem(&rt, &task, Some(e.report()), None).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn record_problem(rt: &Runtime, task: &str, error: Option<ErrorReport>, retrying: Option<ErrorReport>) {
+    let key = names::status_key(task, COMPONENT);
+    let mut s: DispatcherStatus = kv_get(&rt.buckets.status, &key).await.ok().flatten().unwrap_or_default();
+    s.error = error;
+    s.retrying = retrying;
+    s.updated_at = Some(Utc::now());
+    if let Err(e) = kv_put(&rt.buckets.status, &key, &s).await {
+        tracing::error!(task, "cannot record the dispatcher status: {e}");
+    }
+}
+
+async fn save(rt: &Runtime, task: &str, status: &mut DispatcherStatus) -> Result<(), DispatchError> {
+    status.updated_at = Some(Utc::now());
+    kv_put(&rt.buckets.status, &names::status_key(task, COMPONENT), status).await?;
+    Ok(())
+}
+
+/// First APPLY sequence the sink has not applied yet (work-queue retention deletes applied ones).
+async fn applied_below(apply: &mut Stream) -> Result<u64, DispatchError> {
+    let info = apply.info().await.map_err(|e| KitError::nats("reading the APPLY stream", e))?;
+    Ok(if info.state.messages == 0 { info.state.last_sequence + 1 } else { info.state.first_sequence })
+}
+
+async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Result<(), DispatchError> {
+    let record: TaskRecord = kv_get(&rt.buckets.tasks, &names::task_key(task)).await?.ok_or_else(|| {
+        definite(
+            "task_missing",
+            Some(task.into()),
+            format!("task {task} has no record"),
+            "create the task again",
+        )
+    })?;
+    let spec = record.spec;
+    let key = names::status_key(task, COMPONENT);
+    let mut status: DispatcherStatus = kv_get(&rt.buckets.status, &key).await?.unwrap_or_default();
+    status.error = None;
+    status.retrying = None;
+    let max_age = Duration::from_secs(u64::from(spec.incremental.retention_hours) * 3600);
+    let mut cdc = rt.nats.cdc_stream(task, max_age).await?;
+    let mut apply = rt.nats.apply_stream(task).await?;
+    let cdc_state = cdc.info().await.map_err(|e| KitError::nats("reading the CDC stream", e))?.state.clone();
+    let apply_last =
+        apply.info().await.map_err(|e| KitError::nats("reading the APPLY stream", e))?.state.last_sequence;
+    let offset = match status.apply_offset {
+        Some(o) => o,
+        None => {
+            let first_cdc =
+                if cdc_state.messages > 0 { cdc_state.first_sequence } else { cdc_state.last_sequence + 1 };
+            let o = (apply_last + 1) as i64 - first_cdc as i64;
+            status.apply_offset = Some(o);
+            o
+        }
+    };
+    save(rt, task, &mut status).await?;
+    let next_cdc = ((apply_last + 1) as i64 - offset).max(1) as u64;
+    if cdc_state.messages > 0 && cdc_state.first_sequence > next_cdc {
+        return Err(definite(
+            "cdc_gap",
+            Some(names::cdc_stream(task)),
+            format!(
+                "CDC messages {next_cdc}..{} expired before they were dispatched",
+                cdc_state.first_sequence - 1
+            ),
+            "the apply side was down longer than incremental.retention_hours; raise it and restart the task from a new full copy",
+        ));
+    }
+    tracing::info!(task, next_cdc, apply_last, "dispatch starting");
+    let consumer = cdc
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: names::cdc_subject(task),
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next_cdc },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| KitError::nats("creating the CDC reader", e))?;
+    let mut messages = consumer.messages().await.map_err(|e| KitError::nats("reading the CDC stream", e))?;
+    let label = ferry_kit::metrics::task(task);
+    let partitions = spec.incremental.partitions;
+    let mut causality = Causality::default();
+    // Keys of what the previous run published are unknown: barriers until it is applied.
+    let unknown_until = apply_last;
+    let mut floor = applied_below(&mut apply).await?;
+    let mut floor_at = Instant::now();
+    let mut last_status = Instant::now();
+    let mut expected_cdc = next_cdc;
+    let mut apply_seq = apply_last;
+    let mut inflight: VecDeque<(PublishAckFuture, u64)> = VecDeque::new();
+    loop {
+        let next = tokio::select! {
+            m = messages.next() => m,
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(STATUS_EVERY), if !inflight.is_empty() => {
+                settle(&mut inflight, usize::MAX, &mut status).await?;
+                continue;
+            }
+        };
+        let msg = match next {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => return Err(KitError::nats("reading the CDC stream", e).into()),
+            None => return Err(KitError::nats("reading the CDC stream", "the message stream ended").into()),
+        };
+        let seq = msg.info().map_err(|e| KitError::nats("reading CDC message metadata", e))?.stream_sequence;
+        if seq != expected_cdc {
+            return Err(definite(
+                "cdc_gap",
+                Some(names::cdc_stream(task)),
+                format!("CDC message {expected_cdc} is missing (the next one is {seq})"),
+                "the CDC stream lost messages (retention or an interrupted mirror); restart the task from a new full copy",
+            ));
+        }
+        expected_cdc += 1;
+        let env: Envelope<CdcEvent> = serde_json::from_slice(&msg.payload)
+            .map_err(|source| KitError::Json { what: format!("CDC message {seq}"), source })?;
+        if floor_at.elapsed() >= FLOOR_EVERY {
+            floor = applied_below(&mut apply).await?;
+            floor_at = Instant::now();
+            if causality.len() > 100_000 {
+                causality.prune(floor);
+            }
+            rt.metrics
+                .dispatcher_ready_transaction_size
+                .get_or_create(&label)
+                .set((apply_seq + 1 - floor) as i64);
+        }
+        let event = route::filter_and_rename(&spec, env.body);
+        apply_seq += 1;
+        let partition =
+            if floor <= unknown_until { None } else { causality.route(&event, partitions, apply_seq, floor) };
+        if partition.is_none() {
+            status.barriers += 1;
+        }
+        let subject = match partition {
+            Some(p) => names::apply_subject(task, p),
+            None => names::apply_barrier_subject(task),
+        };
+        let id = names::apply_msg_id(task, seq);
+        let out = Envelope::new(task, id.clone(), env.position, route::apply_event(seq, partition, event));
+        let payload = serde_json::to_vec::<Envelope<ApplyEvent>>(&out)
+            .map_err(|source| KitError::Json { what: "an APPLY message".into(), source })?;
+        let mut publish = PublishMessage::build().payload(payload.into()).message_id(&id);
+        if apply_seq > 1 {
+            publish = publish.expected_last_sequence(apply_seq - 1);
+        }
+        let ack = rt
+            .nats
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| KitError::nats("publishing to the APPLY stream", e))?;
+        inflight.push_back((ack, seq));
+        settle(&mut inflight, WINDOW, &mut status).await?;
+        if last_status.elapsed() >= STATUS_EVERY {
+            settle(&mut inflight, usize::MAX, &mut status).await?;
+            save(rt, task, &mut status).await?;
+            last_status = Instant::now();
+        }
+    }
+    settle(&mut inflight, usize::MAX, &mut status).await?;
+    save(rt, task, &mut status).await
+}
+
+/// Awaits PubAcks until at most `keep` (`usize::MAX`: none) remain in flight.
+async fn settle(
+    inflight: &mut VecDeque<(PublishAckFuture, u64)>,
+    keep: usize,
+    status: &mut DispatcherStatus,
+) -> Result<(), DispatchError> {
+    let keep = if keep == usize::MAX { 0 } else { keep };
+    while inflight.len() > keep {
+        let Some((fut, cdc_seq)) = inflight.pop_front() else { break };
+        fut.await.map_err(|e| KitError::nats("awaiting an APPLY PubAck", e))?;
+        status.cdc_seq = cdc_seq;
+    }
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! From a CDC event to an APPLY event: filters, renames, and the causality partition.
+//!
+//! Causality: every row change names the keys it touches, its primary key and each unique key,
+//! in its before and after image, on the *target* table (so rows of several source shards
+//! merged into one target table order against each other). Strings are compared lower-cased
+//! and without trailing spaces, because the target's collation may treat them as equal; that
+//! only ever makes two keys look equal when they are not, which costs parallelism, never order.
+//! A transaction goes to the one partition that still has one of its keys in flight, to the
+//! partition its first key hashes to when none is in flight, and becomes a barrier when its keys
+//! are in flight in more than one partition.
+
+use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
+use ferry_schemas::task::TaskSpec;
+use serde_json::Value as Json;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+
+/// Maps a CDC event to the target: renamed tables, DML and DDL filters. Returns the event to
+/// dispatch (a filtered-away event still travels, as an empty transaction or heartbeat, so
+/// the applied position advances).
+pub fn filter_and_rename(spec: &TaskSpec, event: CdcEvent) -> CdcEvent {
+    match event {
+        CdcEvent::Transaction(mut txn) => {
+            let dml = &spec.incremental.dml;
+            txn.changes.retain(|c| match c.op {
+                ChangeOp::Insert => dml.insert,
+                ChangeOp::Update => dml.update,
+                ChangeOp::Delete => dml.delete,
+            });
+            for tv in &mut txn.tables {
+                tv.table = spec.renames.target_of(&tv.table);
+            }
+            CdcEvent::Transaction(txn)
+        }
+        CdcEvent::Ddl(ddl) if !spec.incremental.ddl => {
+            CdcEvent::Heartbeat(ferry_schemas::cdc::Heartbeat { source_time: ddl.committed_at })
+        }
+        other => other,
+    }
+}
+
+/// Hashes of every key a change touches.
+fn change_keys(tv: &TableVersion, change: &RowChange, out: &mut Vec<u64>) {
+    let mut key_sets: Vec<&Vec<String>> = Vec::new();
+    if !tv.key.is_empty() {
+        key_sets.push(&tv.key);
+    }
+    for u in &tv.unique_keys {
+        if !key_sets.contains(&u) {
+            key_sets.push(u);
+        }
+    }
+    if key_sets.is_empty() {
+        // A keyless table: all its changes keep their order.
+        let mut h = DefaultHasher::new();
+        tv.table.hash(&mut h);
+        out.push(h.finish());
+        return;
+    }
+    for image in [&change.before, &change.after].into_iter().flatten() {
+        for cols in &key_sets {
+            let mut h = DefaultHasher::new();
+            tv.table.hash(&mut h);
+            cols.hash(&mut h);
+            let mut complete = true;
+            for name in cols.iter() {
+                let Some(idx) = tv.columns.iter().position(|c| &c.name == name) else {
+                    complete = false;
+                    break;
+                };
+                match image.get(idx) {
+                    None | Some(Json::Null) => {
+                        // NULLs never collide in a unique key.
+                        complete = false;
+                        break;
+                    }
+                    Some(Json::String(s)) => s.trim_end_matches(' ').to_lowercase().hash(&mut h),
+                    Some(v) => v.to_string().hash(&mut h),
+                }
+            }
+            if complete {
+                out.push(h.finish());
+            }
+        }
+    }
+}
+
+/// Every key hash of a transaction, in change order, without repeats.
+pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
+    let mut out = Vec::new();
+    for change in &txn.changes {
+        if let Some(tv) = txn.tables.get(change.table as usize) {
+            change_keys(tv, change, &mut out);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|k| seen.insert(*k));
+    out
+}
+
+/// Keys in flight: which partition holds each, and the APPLY sequence that last touched it.
+#[derive(Default)]
+pub struct Causality {
+    inflight: HashMap<u64, (u32, u64)>,
+}
+
+impl Causality {
+    /// Chooses the partition (`None`: barrier) of the event to be published at `apply_seq`;
+    /// `applied_below` is the first APPLY sequence not yet applied by the sink.
+    pub fn route(
+        &mut self,
+        event: &CdcEvent,
+        partitions: u32,
+        apply_seq: u64,
+        applied_below: u64,
+    ) -> Option<u32> {
+        let CdcEvent::Transaction(txn) = event else { return None };
+        if txn.changes.is_empty() {
+            // Nothing to order against: any lane will do; it carries the position forward.
+            return Some((apply_seq % u64::from(partitions.max(1))) as u32);
+        }
+        let keys = transaction_keys(txn);
+        let busy: BTreeSet<u32> = keys
+            .iter()
+            .filter_map(|k| self.inflight.get(k))
+            .filter(|(_, seq)| *seq >= applied_below)
+            .map(|(p, _)| *p)
+            .collect();
+        let partition = match busy.len() {
+            0 => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
+            1 => *busy.iter().next().unwrap_or(&0),
+            _ => return None,
+        };
+        for k in keys {
+            self.inflight.insert(k, (partition, apply_seq));
+        }
+        Some(partition)
+    }
+
+    /// Forgets keys whose last change has been applied.
+    pub fn prune(&mut self, applied_below: u64) {
+        self.inflight.retain(|_, (_, seq)| *seq >= applied_below);
+    }
+
+    pub fn len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inflight.is_empty()
+    }
+}
+
+/// The APPLY event of one CDC message.
+pub fn apply_event(cdc_seq: u64, partition: Option<u32>, event: CdcEvent) -> ApplyEvent {
+    ApplyEvent { cdc_seq, partition, event }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use ferry_schemas::full::BatchColumn;
+    use ferry_schemas::table::TableRef;
+    use ferry_schemas::value::ColumnType;
+    use serde_json::json;
+
+    fn table() -> TableVersion {
+        let col = |n: &str| BatchColumn {
+            name: n.into(),
+            column_type: ColumnType::Int { bytes: 4, unsigned: false },
+        };
+        TableVersion {
+            table: TableRef::new("d", "t"),
+            version: 1,
+            columns: vec![col("id"), col("u")],
+            key: vec!["id".into()],
+            unique_keys: vec![vec!["id".into()], vec!["u".into()]],
+        }
+    }
+
+    fn txn(changes: Vec<RowChange>) -> CdcEvent {
+        CdcEvent::Transaction(Transaction {
+            gtid: None,
+            committed_at: Utc::now(),
+            part: 0,
+            last_part: true,
+            begin: None,
+            tables: vec![table()],
+            changes,
+        })
+    }
+
+    fn insert(id: i64, u: Json) -> RowChange {
+        RowChange { table: 0, op: ChangeOp::Insert, before: None, after: Some(vec![json!(id), u]) }
+    }
+
+    #[test]
+    fn same_key_stays_in_one_partition_while_in_flight() {
+        let mut c = Causality::default();
+        let p1 = c.route(&txn(vec![insert(1, json!(10))]), 8, 1, 1);
+        let upd = RowChange {
+            table: 0,
+            op: ChangeOp::Update,
+            before: Some(vec![json!(1), json!(10)]),
+            after: Some(vec![json!(1), json!(11)]),
+        };
+        assert_eq!(c.route(&txn(vec![upd]), 8, 2, 1), p1);
+    }
+
+    #[test]
+    fn a_unique_key_links_rows_with_different_primary_keys() {
+        let mut c = Causality::default();
+        let p1 = c.route(&txn(vec![insert(1, json!(7))]), 64, 1, 1);
+        // Another row takes the same unique value: must follow the first.
+        assert_eq!(c.route(&txn(vec![insert(2, json!(7))]), 64, 2, 1), p1);
+    }
+
+    #[test]
+    fn keys_in_flight_in_two_partitions_make_a_barrier() {
+        let mut c = Causality::default();
+        let mut seq = 0;
+        let mut parts = HashMap::new();
+        for id in 0..64 {
+            seq += 1;
+            parts.insert(id, c.route(&txn(vec![insert(id, json!(null))]), 4, seq, 1));
+        }
+        let (a, b) = (0..64)
+            .flat_map(|x| (0..64).map(move |y| (x, y)))
+            .find(|(x, y)| parts[x] != parts[y])
+            .expect("two partitions");
+        let both = txn(vec![insert(a, json!(null)), insert(b, json!(null))]);
+        assert_eq!(c.route(&both, 4, seq + 1, 1), None);
+        // Once everything before is applied, the same transaction gets a lane.
+        assert!(c.route(&both, 4, seq + 2, seq + 2).is_some());
+    }
+
+    #[test]
+    fn applied_keys_are_forgotten() {
+        let mut c = Causality::default();
+        c.route(&txn(vec![insert(1, json!(1))]), 8, 1, 1);
+        c.prune(2);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn strings_compare_case_and_pad_insensitively() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut tv = table();
+        tv.key = vec!["u".into()];
+        tv.unique_keys.clear();
+        change_keys(&tv, &insert(1, json!("Abc  ")), &mut a);
+        change_keys(&tv, &insert(2, json!("abc")), &mut b);
+        assert_eq!(a, b);
+    }
+}
