@@ -36,6 +36,9 @@ pub struct TableVersion {
     /// Every unique key, for causality between transactions.
     #[serde(default)]
     pub unique_keys: Vec<Vec<String>>,
+    /// Generated columns: in the row images, never written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generated: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -184,6 +184,7 @@ fn schemas_and_examples_match_the_types() {
             .collect(),
         key: vec!["id".into()],
         unique_keys: vec![vec!["id".into()]],
+        generated: vec![],
     };
     let txn = CdcEvent::Transaction(Transaction {
         gtid: Some("0-1-1403".into()),

@@ -169,6 +169,10 @@ pub struct Stack {
     pub scheduler: Service,
     pub full_migrator: Service,
     pub sink: Service,
+    #[allow(dead_code)]
+    pub store: Service,
+    #[allow(dead_code)]
+    pub dispatcher: Service,
     pub api: String,
     http: reqwest::Client,
     /// Ports of the full-migrator's and the sink's /metrics.
@@ -198,6 +202,8 @@ impl Stack {
         };
         let full_migrator = Service::spawn("full-migrator", with_http(metrics_ports.0), &dir)?;
         let sink = Service::spawn("sink", with_http(metrics_ports.1), &dir)?;
+        let store = Service::spawn("store", with_http(0), &dir)?;
+        let dispatcher = Service::spawn("dispatcher", with_http(0), &dir)?;
         let api = format!("http://127.0.0.1:{api_port}");
         let http = reqwest::Client::new();
         let probe = format!("{api}/readyz");
@@ -207,7 +213,19 @@ impl Stack {
             async move { Ok(http.get(&probe).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
         })
         .await?;
-        Ok(Self { dir, nats, scheduler, full_migrator, sink, api, http, metrics_ports, common: with_http(0) })
+        Ok(Self {
+            dir,
+            nats,
+            scheduler,
+            full_migrator,
+            sink,
+            store,
+            dispatcher,
+            api,
+            http,
+            metrics_ports,
+            common: with_http(0),
+        })
     }
 
     pub async fn post(&self, path: &str, body: String) -> Result<(u16, serde_json::Value)> {

@@ -5,5 +5,6 @@ mod bad_input;
 mod crash;
 mod full_copy;
 mod harness;
+mod incremental;
 mod scenario;
 mod verify;

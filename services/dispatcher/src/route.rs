@@ -177,6 +177,7 @@ mod tests {
             columns: vec![col("id"), col("u")],
             key: vec!["id".into()],
             unique_keys: vec![vec!["id".into()], vec!["u".into()]],
+            generated: vec![],
         }
     }
 

@@ -17,7 +17,7 @@ pub async fn delete_task(rt: &Runtime, store: &Store, record: &TaskRecord) -> Re
         .await
         .map_err(|e| format!("cannot delete the task's checkpoints in the target ({e}); make the target reachable and retry"))?;
     let meta = quote_ident(TARGET_META_DB);
-    for table in ["full_chunks", "full_objects"] {
+    for table in ["full_chunks", "full_objects", "apply_checkpoints"] {
         let r = conn.exec_drop(format!("DELETE FROM {meta}.{table} WHERE task = ?"), (task,)).await;
         match r {
             Ok(()) => {}
@@ -28,9 +28,19 @@ pub async fn delete_task(rt: &Runtime, store: &Store, record: &TaskRecord) -> Re
         }
     }
     let _ = conn.disconnect().await;
-    let stream = names::full_stream(task);
-    if rt.nats.js.get_stream(&stream).await.is_ok() {
-        rt.nats.js.delete_stream(&stream).await.map_err(|e| format!("cannot delete stream {stream}: {e}"))?;
+    for stream in [
+        names::full_stream(task),
+        names::cdc_stream(task),
+        names::apply_stream(task),
+        names::schema_stream(task),
+    ] {
+        if rt.nats.js.get_stream(&stream).await.is_ok() {
+            rt.nats
+                .js
+                .delete_stream(&stream)
+                .await
+                .map_err(|e| format!("cannot delete stream {stream}: {e}"))?;
+        }
     }
     let fm = store.full_status(task).await.map_err(|e| e.to_string())?;
     store.purge_task(task, &fm.tables).await.map_err(|e| e.to_string())

@@ -96,6 +96,7 @@ impl Driver {
         match st.phase {
             Some(Phase::Precheck) => self.precheck(record, st).await,
             Some(Phase::Schema) | Some(Phase::Full) => self.watch_copy(record, st).await,
+            Some(Phase::Incremental) => self.watch_errors(record, st).await.map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -146,21 +147,45 @@ impl Driver {
         Ok(())
     }
 
-    async fn watch_copy(&mut self, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
+    /// Pauses the task on the first component error reported since it (re)started.
+    async fn watch_errors(
+        &mut self,
+        record: &TaskRecord,
+        st: &mut SchedulerStatus,
+    ) -> Result<bool, KitError> {
         let task = &record.spec.name;
-        let fm = self.store.full_status(task).await?;
-        let sink = self.store.sink_status(task).await?;
         let since = st.running_since;
         let fresh = |e: &Option<ErrorReport>| e.clone().filter(|r| since.is_none_or(|s| r.at >= s));
-        if let Some(err) = fresh(&fm.error).or_else(|| fresh(&sink.error)) {
+        let errors = [
+            fresh(&self.store.full_status(task).await?.error),
+            fresh(&self.store.store_status(task).await?.error),
+            fresh(&self.store.dispatcher_status(task).await?.error),
+            fresh(&self.store.sink_status(task).await?.error),
+        ];
+        if let Some(err) = errors.into_iter().flatten().next() {
             self.store.assign(task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
             st.state = TaskState::Paused;
             st.error = Some(err);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn watch_copy(&mut self, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
+        let task = &record.spec.name;
+        if self.watch_errors(record, st).await? {
             return Ok(());
         }
+        let fm = self.store.full_status(task).await?;
+        let sink = self.store.sink_status(task).await?;
         if fm.done && self.copy_applied(record, &fm, &sink).await? {
             if st.phase == Some(Phase::Schema) && record.spec.phases.contains(&Phase::Full) {
                 st.phase = Some(Phase::Full);
+                return Ok(());
+            }
+            if record.spec.phases.contains(&Phase::Incremental) {
+                // The copy is in the target: apply replays from P0, in safe mode up to P1.
+                st.phase = Some(Phase::Incremental);
                 return Ok(());
             }
             self.store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;

@@ -178,7 +178,14 @@ async fn check_table(conn: &mut Conn, t: &TableRef, incremental: bool, out: &mut
                     ));
                 }
             }
-            if schema.key_kind == KeyKind::None {
+            if schema.key_kind == KeyKind::None && incremental {
+                out.push(fail(
+                    "table_key",
+                    Some(t.to_string()),
+                    format!("{t} has no primary key and no NOT NULL unique key: its changes cannot be replayed exactly over the full copy"),
+                    "add a primary key to the source table, or exclude the table from the task",
+                ));
+            } else if schema.key_kind == KeyKind::None {
                 out.push(result(
                     "table_key",
                     Some(t.to_string()),

@@ -11,7 +11,7 @@ use ferry_schemas::task::Phase;
 
 pub const COMPONENT: &str = "scheduler";
 /// Roles that take part in the phases this build runs.
-pub const DATA_ROLES: &[Role] = &[Role::FullMigrator, Role::Sink];
+pub const DATA_ROLES: &[Role] = &[Role::Store, Role::FullMigrator, Role::Dispatcher, Role::Sink];
 
 #[derive(Clone)]
 pub struct Store {

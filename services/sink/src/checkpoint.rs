@@ -25,6 +25,14 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
            attempt INT UNSIGNED NOT NULL, row_count BIGINT UNSIGNED NOT NULL,
            applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
            PRIMARY KEY (task, source_table, chunk)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+         CREATE TABLE IF NOT EXISTS ferry_meta.apply_checkpoints (
+           task VARCHAR(64) NOT NULL, lane INT UNSIGNED NOT NULL,
+           apply_seq BIGINT UNSIGNED NOT NULL, cdc_seq BIGINT UNSIGNED NOT NULL,
+           position TEXT NOT NULL, source_time_ms BIGINT NOT NULL,
+           ddl_started BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+           PRIMARY KEY (task, lane)
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;",
     )
     .execute(pool)
@@ -241,4 +249,66 @@ pub async fn load_progress(
 pub fn text(row: &sqlx::mysql::MySqlRow, column: &str) -> Result<String, sqlx::Error> {
     let bytes: Vec<u8> = row.try_get(column)?;
     String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// The incremental checkpoint of one APPLY lane (a partition, or [`BARRIER_LANE`]).
+#[derive(Clone, Debug, Default)]
+pub struct LaneCheckpoint {
+    pub apply_seq: u64,
+    pub cdc_seq: u64,
+    /// JSON of the source position.
+    pub position: String,
+    pub source_time_ms: i64,
+    /// APPLY sequence of a DDL that was started (DDL commits on its own).
+    pub ddl_started: u64,
+}
+
+/// Lane of barrier messages (DDL, heartbeats, transactions spanning partitions).
+pub const BARRIER_LANE: u32 = u32::MAX;
+
+pub async fn load_lanes(pool: &MySqlPool, task: &str) -> Result<Vec<(u32, LaneCheckpoint)>, sqlx::Error> {
+    sqlx::query(
+        "SELECT lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started FROM ferry_meta.apply_checkpoints WHERE task = ?",
+    )
+    .bind(task.to_owned())
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok((
+            r.try_get("lane")?,
+            LaneCheckpoint {
+                apply_seq: r.try_get("apply_seq")?,
+                cdc_seq: r.try_get("cdc_seq")?,
+                position: text(&r, "position")?,
+                source_time_ms: r.try_get("source_time_ms")?,
+                ddl_started: r.try_get("ddl_started")?,
+            },
+        ))
+    })
+    .collect()
+}
+
+/// Writes a lane's checkpoint, in the caller's transaction.
+pub async fn save_lane(
+    conn: &mut MySqlConnection,
+    task: &str,
+    lane: u32,
+    cp: &LaneCheckpoint,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ferry_meta.apply_checkpoints (task, lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE apply_seq = VALUES(apply_seq), cdc_seq = VALUES(cdc_seq), \
+         position = VALUES(position), source_time_ms = VALUES(source_time_ms), ddl_started = VALUES(ddl_started)",
+    )
+    .bind(task.to_owned())
+    .bind(lane)
+    .bind(cp.apply_seq)
+    .bind(cp.cdc_seq)
+    .bind(cp.position.clone())
+    .bind(cp.source_time_ms)
+    .bind(cp.ddl_started)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

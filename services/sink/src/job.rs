@@ -1,6 +1,7 @@
 //! One task's sink job: consume the FULL stream into the target until the assignment changes.
 
 use crate::full::FullApplier;
+use crate::incremental::IncrementalApplier;
 use crate::progress::Progress;
 use crate::{checkpoint, target, COMPONENT};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -11,7 +12,9 @@ use ferry_kit::runtime::Runtime;
 use ferry_kit::ErrorClass;
 use ferry_schemas::control::{Assignment, TaskRecord};
 use ferry_schemas::names;
-use ferry_schemas::status::ErrorReport;
+use ferry_schemas::position::SourcePosition;
+use ferry_schemas::status::{ErrorReport, FullMigratorStatus, SchedulerStatus};
+use ferry_schemas::task::{Phase, TaskSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -128,7 +131,10 @@ async fn run_once(
     let mut spec = record.spec;
     rt.secrets.open_spec(&mut spec)?;
     let concurrency = spec.full.write_concurrency as usize;
-    let pool = target::pool(&spec.target, spec.full.write_concurrency + 1);
+    let incremental = spec.phases.contains(&Phase::Incremental);
+    let connections =
+        spec.full.write_concurrency.max(if incremental { spec.incremental.partitions } else { 0 }) + 2;
+    let pool = target::pool(&spec.target, connections);
     let target_err = |e: sqlx::Error| {
         let f = crate::error::target_failure(&e, &spec.target.describe(), "preparing the checkpoint tables");
         JobError::Report(f.report, f.class)
@@ -170,9 +176,85 @@ async fn run_once(
         let c = flush_cancel.clone();
         tokio::spawn(async move { p.flush_loop(kv, Duration::from_millis(200), c).await })
     };
-    let result = consume::consume(&consumer, applier, concurrency, cancel.clone()).await;
+    let full = consume::consume(&consumer, applier, concurrency, cancel.clone());
+    let result = if incremental {
+        let apply = apply_incremental(rt, task, &spec, &pool, &progress, cancel);
+        tokio::try_join!(async { full.await.map_err(JobError::from) }, apply).map(|_| ())
+    } else {
+        full.await.map_err(JobError::from)
+    };
     flush_cancel.cancel();
     let _ = flusher.await;
     pool.close().await;
-    result.map_err(JobError::from)
+    result
+}
+
+/// Waits for the incremental phase, then applies the APPLY stream until cancelled.
+async fn apply_incremental(
+    rt: &Runtime,
+    task: &str,
+    spec: &TaskSpec,
+    pool: &sqlx::MySqlPool,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<(), JobError> {
+    let scheduler_key = names::status_key(task, "scheduler");
+    loop {
+        let st: Option<SchedulerStatus> = kv_get(&rt.buckets.status, &scheduler_key).await?;
+        if st.is_some_and(|s| s.phase.is_some_and(|p| p >= Phase::Incremental)) {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+    }
+    let p1 = if spec.phases.contains(&Phase::Full) {
+        let fm: Option<FullMigratorStatus> =
+            kv_get(&rt.buckets.status, &names::status_key(task, "full-migrator")).await?;
+        fm.and_then(|f| f.p1).map(|p| p.binlog)
+    } else {
+        None
+    };
+    let lanes = checkpoint::load_lanes(pool, task).await.map_err(|e| {
+        let f =
+            crate::error::target_failure(&e, &spec.target.describe(), "reading the incremental checkpoints");
+        JobError::Report(f.report, f.class)
+    })?;
+    let newest = lanes
+        .iter()
+        .filter_map(|(_, cp)| {
+            let pos: SourcePosition = serde_json::from_str(&cp.position).ok()?;
+            Some((pos, chrono::DateTime::from_timestamp_millis(cp.source_time_ms)?))
+        })
+        .max_by(|a, b| a.0.binlog.cmp(&b.0.binlog));
+    progress.incremental_resumed(newest);
+    let stream = rt.nats.apply_stream(task).await?;
+    let name = names::sink_apply_consumer(task);
+    let partitions = spec.incremental.partitions as usize;
+    let consumer = stream
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ack_wait: consume::ACK_WAIT,
+                max_ack_pending: (partitions * 64) as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ferry_kit::KitError::nats(format!("creating consumer {name}"), e))?;
+    tracing::info!(task, p1 = ?p1.as_ref().map(ToString::to_string), "applying incremental changes");
+    let applier = Arc::new(IncrementalApplier {
+        task: task.to_owned(),
+        spec: spec.clone(),
+        pool: pool.clone(),
+        progress: progress.clone(),
+        metrics: rt.metrics.clone(),
+        p1,
+        lanes: std::sync::Mutex::new(lanes.into_iter().collect()),
+    });
+    consume::consume(&consumer, applier, partitions, cancel.clone()).await.map_err(JobError::from)
 }

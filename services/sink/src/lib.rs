@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod full;
+pub mod incremental;
 pub mod job;
 pub mod progress;
 pub mod target;

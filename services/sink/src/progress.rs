@@ -5,9 +5,11 @@
 
 use crate::checkpoint;
 use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
 use ferry_kit::nats::kv_put;
 use ferry_schemas::names;
-use ferry_schemas::status::{ErrorReport, SinkStatus};
+use ferry_schemas::position::SourcePosition;
+use ferry_schemas::status::{ErrorReport, IncrementalApplied, SinkStatus};
 use sqlx::MySqlPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -78,6 +80,44 @@ impl Progress {
 
     pub fn view_applied(&self) {
         self.update(|s| s.views_applied += 1);
+    }
+
+    /// Records an applied APPLY message (transaction, DDL or heartbeat).
+    pub fn incremental_applied(
+        &self,
+        position: SourcePosition,
+        source_time: DateTime<Utc>,
+        rows: u64,
+        transactions: u64,
+        ddl: u64,
+        safe_mode: bool,
+    ) {
+        self.update(|s| {
+            let inc = s.incremental.get_or_insert_with(IncrementalApplied::default);
+            if inc.position.as_ref().is_none_or(|p| position.binlog >= p.binlog) {
+                inc.position = Some(position);
+                inc.safe_mode = safe_mode;
+            }
+            if inc.source_time.is_none_or(|t| source_time > t) {
+                inc.source_time = Some(source_time);
+            }
+            inc.delay_seconds = (Utc::now() - source_time).num_milliseconds().max(0) as f64 / 1000.0;
+            inc.rows += rows;
+            inc.transactions += transactions;
+            inc.ddl += ddl;
+            s.retrying = None;
+        });
+    }
+
+    /// Starts the incremental record from the checkpoint rows (position and time of the newest).
+    pub fn incremental_resumed(&self, newest: Option<(SourcePosition, DateTime<Utc>)>) {
+        self.update(|s| {
+            let inc = s.incremental.get_or_insert_with(IncrementalApplied::default);
+            if let Some((p, t)) = newest {
+                inc.position = Some(p);
+                inc.source_time = Some(t);
+            }
+        });
     }
 
     pub fn set_error(&self, report: Option<ErrorReport>) {

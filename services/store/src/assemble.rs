@@ -179,6 +179,7 @@ pub fn table_version(schema: &TableSchema, number: u64) -> TableVersion {
             .collect(),
         key: schema.key.clone(),
         unique_keys: schema.unique_keys.clone(),
+        generated: schema.columns.iter().filter(|c| c.generated).map(|c| c.name.clone()).collect(),
     }
 }
 

@@ -34,22 +34,34 @@ pub fn statements<'a>(
         .collect()
 }
 
-fn bind<'a>(b: &mut Separated<'_, 'a, MySql, &'static str>, v: &'a SqlValue) {
-    match v {
-        SqlValue::Null => b.push_bind(None::<&str>),
-        SqlValue::Int(i) => b.push_bind(*i),
-        SqlValue::UInt(u) | SqlValue::Bit(u) => b.push_bind(*u),
-        SqlValue::Year(y) => b.push_bind(*y),
-        SqlValue::Float(f) => b.push_bind(*f),
-        SqlValue::Double(d) => b.push_bind(*d),
-        SqlValue::Bytes(bytes) => b.push_bind(bytes.as_slice()),
-        SqlValue::DateTime(s) | SqlValue::Timestamp(s) => b.push_bind(mysql_datetime_literal(s)),
-        SqlValue::Decimal(s)
-        | SqlValue::Text(s)
-        | SqlValue::Date(s)
-        | SqlValue::Time(s)
-        | SqlValue::Enum(s)
-        | SqlValue::Set(s)
-        | SqlValue::Json(s) => b.push_bind(s.as_str()),
+/// Binds one value with `$method` (`push_bind` on a builder or a separated list).
+macro_rules! bind_value {
+    ($target:expr, $method:ident, $v:expr) => {
+        match $v {
+            SqlValue::Null => $target.$method(None::<&str>),
+            SqlValue::Int(i) => $target.$method(*i),
+            SqlValue::UInt(u) | SqlValue::Bit(u) => $target.$method(*u),
+            SqlValue::Year(y) => $target.$method(*y),
+            SqlValue::Float(f) => $target.$method(*f),
+            SqlValue::Double(d) => $target.$method(*d),
+            SqlValue::Bytes(bytes) => $target.$method(bytes.as_slice()),
+            SqlValue::DateTime(s) | SqlValue::Timestamp(s) => $target.$method(mysql_datetime_literal(s)),
+            SqlValue::Decimal(s)
+            | SqlValue::Text(s)
+            | SqlValue::Date(s)
+            | SqlValue::Time(s)
+            | SqlValue::Enum(s)
+            | SqlValue::Set(s)
+            | SqlValue::Json(s) => $target.$method(s.as_str()),
+        }
     };
+}
+
+fn bind<'a>(b: &mut Separated<'_, 'a, MySql, &'static str>, v: &'a SqlValue) {
+    bind_value!(b, push_bind, v);
+}
+
+/// Appends one bound value to a statement being built.
+pub fn push_value<'a>(qb: &mut QueryBuilder<'a, MySql>, v: &'a SqlValue) {
+    bind_value!(qb, push_bind, v);
 }

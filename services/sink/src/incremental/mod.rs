@@ -1,0 +1,286 @@
+//! Applying a task's APPLY stream to the target, exactly once and in causal order.
+//!
+//! Each APPLY message runs in its partition's lane (barriers alone, after everything before
+//! them; see `ferry_kit::consume`). A transaction's rows and its lane's checkpoint row
+//! (`ferry_meta.apply_checkpoints`: APPLY sequence, CDC sequence, source position) are written
+//! in one target transaction, and the message is acked after the commit. Within a lane
+//! messages apply in stream order, so a redelivered message at or below its lane's checkpoint
+//! was applied and is skipped.
+//!
+//! Messages whose source position is at or before P1 (the end of the full copy) are applied in
+//! safe mode (see `rows`). After P1 a duplicate key or a missing row means the target diverged:
+//! the task pauses with a report naming the table and position instead of hiding it.
+//!
+//! DDL is a barrier. It commits on its own, so the barrier lane records `ddl_started` before
+//! running it; a DDL redelivered after a crash that the target reports as already done
+//! (duplicate column, table exists, ...) is taken as applied.
+
+pub mod rows;
+
+use crate::checkpoint::{self, LaneCheckpoint, BARRIER_LANE};
+use crate::error::{definite, target_failure};
+use crate::progress::Progress;
+use async_nats::jetstream::Message;
+use ferry_kit::consume::{Failure, Handler, Lane, Outcome};
+use ferry_kit::metrics::{self, Metrics};
+use ferry_schemas::cdc::{ApplyEvent, CdcEvent, DdlEvent, Transaction};
+use ferry_schemas::envelope::Envelope;
+use ferry_schemas::position::{BinlogFilePos, SourcePosition};
+use ferry_schemas::table::quote_ident;
+use ferry_schemas::task::TaskSpec;
+use futures::future::BoxFuture;
+use rows::RowError;
+use sqlx::MySqlPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Target error codes meaning "this DDL already happened".
+const DDL_ALREADY_DONE: &[u16] = &[1050, 1051, 1060, 1061, 1091, 1146];
+
+pub struct IncrementalApplier {
+    pub task: String,
+    pub spec: TaskSpec,
+    pub pool: MySqlPool,
+    pub progress: Arc<Progress>,
+    pub metrics: Arc<Metrics>,
+    /// End of safe mode: the full copy's P1 (`None`: no full copy, no safe mode).
+    pub p1: Option<BinlogFilePos>,
+    pub lanes: Mutex<HashMap<u32, LaneCheckpoint>>,
+}
+
+pub struct Item {
+    seq: u64,
+    lane: u32,
+    env: Envelope<ApplyEvent>,
+}
+
+impl Handler for IncrementalApplier {
+    type Item = Item;
+
+    fn prepare(&self, msg: &Message) -> Result<(Lane, Item), Failure> {
+        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+        let env: Envelope<ApplyEvent> = serde_json::from_slice(&msg.payload).map_err(|e| {
+            definite(
+                "malformed_message",
+                &msg.subject,
+                format!("APPLY stream message {seq} is not a Ferry event: {e}"),
+                "report this; the stream was written by something else",
+            )
+        })?;
+        if env.schema_version > ferry_schemas::SCHEMA_VERSION {
+            return Err(definite(
+                "newer_schema",
+                &msg.subject,
+                format!("message {seq} has schema version {}", env.schema_version),
+                "upgrade the sink",
+            ));
+        }
+        let (lane, id) = match env.body.partition {
+            Some(p) => (Lane::Key(u64::from(p)), p),
+            None => (Lane::Barrier, BARRIER_LANE),
+        };
+        Ok((lane, Item { seq, lane: id, env }))
+    }
+
+    fn handle<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
+        Box::pin(async move {
+            let done = self.lane(item.lane);
+            if item.seq <= done.apply_seq {
+                return Ok(Outcome::Done);
+            }
+            let position = item.env.position.clone().unwrap_or_else(|| SourcePosition {
+                binlog: BinlogFilePos { file: String::new(), offset: 0 },
+                gtid: None,
+                server_id: None,
+            });
+            let safe = self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1);
+            let (source_time, rows, txns, ddl) = match &item.env.body.event {
+                CdcEvent::Transaction(txn) => {
+                    let rows = self.transaction(item, txn, &position, safe).await?;
+                    (txn.committed_at, rows, 1, 0)
+                }
+                CdcEvent::Ddl(d) => {
+                    self.ddl(item, d, &position, &done).await?;
+                    (d.committed_at, 0, 0, 1)
+                }
+                CdcEvent::Heartbeat(h) => {
+                    self.checkpoint_only(item, &position, h.source_time).await?;
+                    (h.source_time, 0, 0, 0)
+                }
+            };
+            self.progress.incremental_applied(position, source_time, rows, txns, ddl, safe);
+            let label = metrics::task(&self.task);
+            let delay = (chrono::Utc::now() - source_time).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.sink_delay.get_or_create(&label).set(delay);
+            Ok(Outcome::Done)
+        })
+    }
+}
+
+impl IncrementalApplier {
+    fn lane(&self, lane: u32) -> LaneCheckpoint {
+        self.lanes.lock().map(|l| l.get(&lane).cloned().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn checkpoint_for(
+        &self,
+        item: &Item,
+        position: &SourcePosition,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> LaneCheckpoint {
+        LaneCheckpoint {
+            apply_seq: item.seq,
+            cdc_seq: item.env.body.cdc_seq,
+            position: serde_json::to_string(position).unwrap_or_default(),
+            source_time_ms: at.timestamp_millis(),
+            ddl_started: self.lane(item.lane).ddl_started,
+        }
+    }
+
+    fn remember(&self, lane: u32, cp: LaneCheckpoint) {
+        if let Ok(mut l) = self.lanes.lock() {
+            l.insert(lane, cp);
+        }
+    }
+
+    fn failure(&self, e: RowError, position: &SourcePosition, what: &str) -> Failure {
+        match e {
+            RowError::Target(e, stmt) => {
+                target_failure(&e, what, &format!("{stmt} (source position {position})"))
+            }
+            RowError::Diverged(msg) => definite(
+                "target_diverged",
+                what,
+                format!("{msg} (source position {position}, outside safe mode)"),
+                "the target was changed outside Ferry: verify and correct it (checker), then resume the task",
+            ),
+            RowError::Bad(f) => f,
+        }
+    }
+
+    async fn transaction(
+        &self,
+        item: &Item,
+        txn: &Transaction,
+        position: &SourcePosition,
+        safe: bool,
+    ) -> Result<u64, Failure> {
+        let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| "transaction".into());
+        let started = Instant::now();
+        let mut tx =
+            self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
+        let rows = rows::apply(&mut tx, txn, safe).await.map_err(|e| self.failure(e, position, &what))?;
+        let cp = self.checkpoint_for(item, position, txn.committed_at);
+        checkpoint::save_lane(&mut tx, &self.task, item.lane, &cp)
+            .await
+            .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
+        let executed = Instant::now();
+        tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
+        self.remember(item.lane, cp);
+        let label = metrics::task(&self.task);
+        self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
+        self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
+        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows as i64);
+        self.metrics.sink_transactions.get_or_create(&label).inc();
+        Ok(rows)
+    }
+
+    async fn checkpoint_only(
+        &self,
+        item: &Item,
+        position: &SourcePosition,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Failure> {
+        let cp = self.checkpoint_for(item, position, at);
+        let mut conn =
+            self.pool.acquire().await.map_err(|e| target_failure(&e, "checkpoint", "connecting"))?;
+        checkpoint::save_lane(&mut conn, &self.task, item.lane, &cp)
+            .await
+            .map_err(|e| target_failure(&e, "checkpoint", "writing the checkpoint"))?;
+        self.remember(item.lane, cp);
+        Ok(())
+    }
+
+    /// Refuses DDL that renames would make run against the wrong objects.
+    fn check_ddl(&self, d: &DdlEvent) -> Result<Option<String>, Failure> {
+        let source_db = d.database.clone().unwrap_or_default();
+        for t in &d.tables {
+            let target = self.spec.renames.target_of(t);
+            if target.table != t.table {
+                return Err(definite(
+                    "unsupported_ddl",
+                    &t.to_string(),
+                    format!(
+                        "DDL on renamed table {t} (to {target}) cannot be replayed as written: {}",
+                        d.sql
+                    ),
+                    "apply the equivalent statement on the target by hand, then resume the task",
+                ));
+            }
+            if target.database != t.database && d.sql.contains(&format!("{}.", t.database)) {
+                return Err(definite(
+                    "unsupported_ddl",
+                    &t.to_string(),
+                    format!("DDL names the renamed database {} explicitly: {}", t.database, d.sql),
+                    "apply the equivalent statement on the target by hand, then resume the task",
+                ));
+            }
+        }
+        Ok((!source_db.is_empty()).then(|| self.spec.renames.target_database(&source_db)))
+    }
+
+    async fn ddl(
+        &self,
+        item: &Item,
+        d: &DdlEvent,
+        position: &SourcePosition,
+        before: &LaneCheckpoint,
+    ) -> Result<(), Failure> {
+        let what = d.tables.first().map(|t| t.to_string()).unwrap_or_else(|| "DDL".into());
+        let database = self.check_ddl(d)?;
+        let mut conn = self.pool.acquire().await.map_err(|e| target_failure(&e, &what, "connecting"))?;
+        let mut started = self.checkpoint_for(item, position, d.committed_at);
+        started.apply_seq = before.apply_seq;
+        started.cdc_seq = before.cdc_seq;
+        started.position = before.position.clone();
+        started.source_time_ms = before.source_time_ms;
+        started.ddl_started = item.seq;
+        checkpoint::save_lane(&mut conn, &self.task, item.lane, &started)
+            .await
+            .map_err(|e| target_failure(&e, &what, "recording the DDL start"))?;
+        if let Some(db) = database {
+            sqlx::query(&format!("USE {}", quote_ident(&db)))
+                .persistent(false)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| target_failure(&e, &db, "selecting the database of a DDL"))?;
+        }
+        let result = sqlx::query(&d.sql).persistent(false).execute(&mut *conn).await;
+        let _ = sqlx::query("USE ferry_meta").persistent(false).execute(&mut *conn).await;
+        if let Err(e) = result {
+            let code = crate::error::target_code(&e);
+            let redone =
+                before.ddl_started == item.seq && code.is_some_and(|c| DDL_ALREADY_DONE.contains(&c));
+            if !redone {
+                let f = target_failure(&e, &what, &format!("DDL `{}` at source position {position}", d.sql));
+                if f.class == ferry_kit::ErrorClass::Transient {
+                    return Err(f);
+                }
+                return Err(definite(
+                    "ddl_rejected",
+                    &what,
+                    f.report.message,
+                    "make the target accept the statement (or apply an equivalent change by hand), then resume the task",
+                ));
+            }
+        }
+        let mut cp = self.checkpoint_for(item, position, d.committed_at);
+        cp.ddl_started = item.seq;
+        checkpoint::save_lane(&mut conn, &self.task, item.lane, &cp)
+            .await
+            .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
+        self.remember(item.lane, cp);
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! Incremental sync joined to the full copy: a write workload runs on the source from before
+//! the task starts until well into the incremental phase (inserts, updates, deletes, primary
+//! key moves, two rows swapping a unique value in one transaction, multi-statement
+//! transactions, a 100k-row transaction); when it stops and the target has applied past the
+//! source's final position, every table equals its source.
+
+use crate::harness::{admin, eventually, unique, DropOnExit, Stack};
+use crate::scenario::Scenario;
+use crate::verify::{same_rows, Side};
+use anyhow::{ensure, Context, Result};
+use ferry_schemas::position::BinlogFilePos;
+use ferry_schemas::status::{TaskState, TaskStatusView};
+use ferry_schemas::task::Phase;
+use mysql_async::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+pub const TABLES: &[&str] = &["accounts", "events", "big"];
+
+/// Random transactions against the scenario's tables until stopped.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    pub transactions: Arc<AtomicU64>,
+    handle: JoinHandle<Result<()>>,
+}
+
+impl Workload {
+    pub async fn start(db: &str, seed: u64) -> Result<Self> {
+        let mut conn = admin("source").await?;
+        conn.query_drop(format!("USE `{db}`")).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let transactions = Arc::new(AtomicU64::new(0));
+        let (s, t) = (stop.clone(), transactions.clone());
+        let handle = tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut next_id = 1_000_000 + (seed % 1000) * 1_000_000;
+            while !s.load(Ordering::Relaxed) {
+                one_transaction(&mut conn, &mut rng, &mut next_id).await?;
+                t.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        });
+        Ok(Self { stop, transactions, handle })
+    }
+
+    pub async fn stop(self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.await.context("workload task")??;
+        Ok(self.transactions.load(Ordering::Relaxed))
+    }
+}
+
+async fn one_transaction(conn: &mut mysql_async::Conn, rng: &mut StdRng, next_id: &mut u64) -> Result<()> {
+    let id = rng.random_range(1..20_000);
+    match rng.random_range(0..8) {
+        0 => {
+            // A few new accounts in one statement.
+            let n = rng.random_range(1..5);
+            let rows: Vec<String> = (0..n)
+                .map(|_| {
+                    *next_id += 1;
+                    format!(
+                        "({0}, 'new{0}@example.com', {1}.5, 'fresh', {2}, -{3}, NOW(6), NOW(3))",
+                        next_id,
+                        rng.random_range(0..1000),
+                        rng.random_range(0..256),
+                        rng.random_range(0..8_000_000)
+                    )
+                })
+                .collect();
+            conn.query_drop(format!(
+                "INSERT INTO accounts (id, email, balance, note, tiny, med, updated, seen) VALUES {}",
+                rows.join(",")
+            ))
+            .await?;
+        }
+        1 => {
+            conn.exec_drop(
+                "UPDATE accounts SET balance = balance + ?, note = CONCAT('upd ', ?), updated = NOW(6), med = ? WHERE id = ?",
+                (rng.random_range(-50..50), rng.random_range(0..1_000_000), rng.random_range(-8_388_608..8_388_607), id),
+            )
+            .await?;
+        }
+        2 => conn.exec_drop("DELETE FROM accounts WHERE id = ?", (id,)).await?,
+        3 => {
+            // A primary key moves.
+            *next_id += 1;
+            conn.exec_drop("UPDATE IGNORE accounts SET id = ? WHERE id = ?", (*next_id, id)).await?;
+        }
+        4 => {
+            // Two rows swap their unique e-mail in one transaction.
+            let other = rng.random_range(1..20_000);
+            let mut tx = conn.start_transaction(Default::default()).await?;
+            let a: Option<String> =
+                tx.exec_first("SELECT email FROM accounts WHERE id = ? FOR UPDATE", (id,)).await?;
+            let b: Option<String> =
+                tx.exec_first("SELECT email FROM accounts WHERE id = ? FOR UPDATE", (other,)).await?;
+            if let (Some(a), Some(b)) = (a, b) {
+                if id != other {
+                    tx.exec_drop("UPDATE accounts SET email = CONCAT('swap-', id) WHERE id = ?", (id,))
+                        .await?;
+                    tx.exec_drop("UPDATE accounts SET email = ? WHERE id = ?", (&a, other)).await?;
+                    tx.exec_drop("UPDATE accounts SET email = ? WHERE id = ?", (&b, id)).await?;
+                }
+            }
+            tx.commit().await?;
+        }
+        5 => {
+            // Several statements over two tables.
+            let mut tx = conn.start_transaction(Default::default()).await?;
+            tx.exec_drop(
+                "INSERT INTO events (account, kind, tags, payload, raw, at) VALUES (?, 'pay', 'a,b', JSON_OBJECT('amount', ?, 'k', 'é'), UNHEX('00ff10'), 2024)",
+                (id, rng.random_range(0..100)),
+            )
+            .await?;
+            tx.exec_drop("UPDATE accounts SET balance = balance - 1, seen = NOW(3) WHERE id = ?", (id,))
+                .await?;
+            tx.exec_drop("DELETE FROM events WHERE id = ?", (rng.random_range(1..5000),)).await?;
+            tx.commit().await?;
+        }
+        6 => {
+            conn.exec_drop(
+                "UPDATE events SET kind = 'close', tags = 'c', payload = JSON_SET(COALESCE(payload, '{}'), '$.closed', true), at = NULL WHERE id = ?",
+                (rng.random_range(1..5000),),
+            )
+            .await?;
+        }
+        _ => {
+            conn.exec_drop(
+                "UPDATE accounts SET note = NULL, tiny = ? WHERE id BETWEEN ? AND ?",
+                (rng.random_range(0..256), id, id + 20),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The source's current binlog position.
+pub async fn source_position() -> Result<BinlogFilePos> {
+    let mut conn = admin("source").await?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.context("binary logging is off on the source")?;
+    let file: String = row.get(0).context("file")?;
+    let offset: u64 = row.get(1).context("position")?;
+    Ok(BinlogFilePos { file, offset })
+}
+
+/// Waits until the task has applied everything up to `pos` (delay reaches zero).
+pub async fn wait_applied(
+    stack: &Stack,
+    task: &str,
+    pos: &BinlogFilePos,
+    timeout: Duration,
+) -> Result<TaskStatusView> {
+    eventually(&format!("{task} to apply up to {pos}"), timeout, || async {
+        let v = stack.status(task).await?;
+        ensure!(v.state == TaskState::Running, "task is not running: {:?}", v.error);
+        Ok(v.applied_position.as_ref().filter(|p| p.binlog >= *pos).map(|_| v.clone()))
+    })
+    .await
+}
+
+pub async fn wait_phase(
+    stack: &Stack,
+    task: &str,
+    phase: Phase,
+    timeout: Duration,
+) -> Result<TaskStatusView> {
+    eventually(&format!("{task} to reach {phase:?}"), timeout, || async {
+        let v = stack.status(task).await?;
+        ensure!(v.state == TaskState::Running, "task is not running: {:?}", v.error);
+        Ok((v.phase == Some(phase)).then_some(v))
+    })
+    .await
+}
+
+pub async fn assert_equal(db: &str) -> Result<()> {
+    let mut src = admin("source").await?;
+    let mut tgt = admin("target").await?;
+    let tdb = format!("{db}_t");
+    for t in TABLES {
+        same_rows(
+            &mut Side { conn: &mut src, db, table: t },
+            &mut Side { conn: &mut tgt, db: &tdb, table: t },
+        )
+        .await
+        .with_context(|| format!("table {t}"))?;
+    }
+    Ok(())
+}
+
+/// A fresh `incremental` scenario: its database, task name, scenario and cleanup guard.
+pub async fn incremental_scenario(prefix: &str) -> Result<(String, String, Scenario, DropOnExit)> {
+    let db = unique(prefix);
+    let task = db.replace('_', "-");
+    let cleanup = DropOnExit(vec![db.clone(), format!("{db}_t")]);
+    let scenario = Scenario::new("incremental", &db, &task)?;
+    scenario.prepare_source().await?;
+    Ok((db, task, scenario, cleanup))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_inc").await?;
+    let stack = Stack::start("incremental").await?;
+    let workload = Workload::start(&db, 7).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    // Well into the incremental phase, with a transaction of 100k rows in the middle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut conn = admin("source").await?;
+    conn.query_drop(format!("USE `{db}`")).await?;
+    conn.query_drop("INSERT INTO big (id, v) SELECT seq, seq FROM seq_1_to_100000").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    conn.query_drop("UPDATE big SET v = v + 1, pad = 'y' WHERE id % 3 = 0").await?;
+    let txns = workload.stop().await?;
+    ensure!(txns > 100, "the workload ran only {txns} transactions");
+    let end = source_position().await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(300)).await?;
+    let inc = v.incremental.clone().context("no incremental progress")?;
+    ensure!(inc.transactions > 0 && !inc.safe_mode, "incremental progress: {inc:?}");
+    ensure!(v.delay_seconds.is_some_and(|d| d < 30.0), "delay: {:?}", v.delay_seconds);
+    assert_equal(&db).await
+}
