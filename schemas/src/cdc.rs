@@ -121,6 +121,8 @@ pub struct SchemaRecord {
 /// One-to-one is what lets the dispatcher resume without a checkpoint of its own: APPLY
 /// sequence minus CDC sequence is constant (recorded once in its status), and every publish
 /// names the APPLY sequence it expects to follow, so nothing is skipped or written twice.
+/// The `prev_*` fields chain each message to the ones it must follow, so the sink applies in
+/// causal order whatever order JetStream delivers in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplyEvent {
     /// Sequence of the CDC message in its stream.
@@ -129,6 +131,19 @@ pub struct ApplyEvent {
     /// partition drained (DDL, or a transaction whose keys span partitions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
+    /// APPLY sequence of the previous message of the same partition (0: none since the
+    /// dispatcher started): this one applies only after it. JetStream may redeliver a message
+    /// after later ones (a crash, a lost delivery), so the sink checks order itself.
+    #[serde(default)]
+    pub prev_partition_seq: u64,
+    /// APPLY sequence of the last barrier before this message (0: none since the dispatcher
+    /// started): this one applies only after it.
+    #[serde(default)]
+    pub prev_barrier_seq: u64,
+    /// For a barrier: the last APPLY sequence of each partition before it (index = partition);
+    /// the barrier applies only after all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_last: Vec<u64>,
     /// The CDC event with the task's filters applied and every name mapped to the target.
     pub event: CdcEvent,
 }

@@ -232,7 +232,14 @@ fn schemas_and_examples_match_the_types() {
                 "shop-move",
                 "shop-move:apply:17".into(),
                 None,
-                ApplyEvent { cdc_seq: 17, partition: Some(3), event: txn },
+                ApplyEvent {
+                    cdc_seq: 17,
+                    partition: Some(3),
+                    prev_partition_seq: 12,
+                    prev_barrier_seq: 9,
+                    partition_last: vec![],
+                    event: txn,
+                },
             )
         },
         &mut drift,

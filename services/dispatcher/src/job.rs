@@ -10,9 +10,10 @@
 //! - CDC messages are read by an ordered consumer from that sequence; a sequence that is not
 //!   the next one (the CDC stream lost messages to its age limit, or a mirror skipped some)
 //!   stops the task with an error instead of applying past a gap.
-//! - Causality (see `route`) needs to know which keys are still in flight; after a restart it
-//!   does not, so every transaction is a barrier until the sink has applied what the previous
-//!   run published.
+//! - Causality (see `route`) needs to know which keys are still in flight, and the order chain
+//!   (`route::Chain`) which messages came before; after a restart neither is known, so a
+//!   restarted dispatcher first waits until the sink has applied everything the previous run
+//!   published (the CDC stream holds the changes meanwhile).
 
 use crate::route::{self, Causality};
 use crate::COMPONENT;
@@ -177,9 +178,15 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let label = ferry_kit::metrics::task(task);
     let partitions = spec.incremental.partitions;
     let mut causality = Causality::default();
-    // Keys of what the previous run published are unknown: barriers until it is applied.
-    let unknown_until = apply_last;
+    let mut chain = route::Chain::new(partitions);
     let mut floor = applied_below(&mut apply).await?;
+    while floor <= apply_last {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        floor = applied_below(&mut apply).await?;
+    }
     let mut floor_at = Instant::now();
     let mut last_status = Instant::now();
     let mut expected_cdc = next_cdc;
@@ -200,13 +207,31 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             None => return Err(KitError::nats("reading the CDC stream", "the message stream ended").into()),
         };
         let seq = msg.info().map_err(|e| KitError::nats("reading CDC message metadata", e))?.stream_sequence;
-        if seq != expected_cdc {
-            return Err(definite(
-                "cdc_gap",
-                Some(names::cdc_stream(task)),
-                format!("CDC message {expected_cdc} is missing (the next one is {seq})"),
-                "the CDC stream lost messages (retention or an interrupted mirror); restart the task from a new full copy",
-            ));
+        if seq < expected_cdc {
+            // The reader was reset (e.g. NATS restarted) and replays what was dispatched.
+            continue;
+        }
+        if seq > expected_cdc {
+            let first = cdc
+                .info()
+                .await
+                .map_err(|e| KitError::nats("reading the CDC stream", e))?
+                .state
+                .first_sequence;
+            if first > expected_cdc {
+                return Err(definite(
+                    "cdc_gap",
+                    Some(names::cdc_stream(task)),
+                    format!("CDC messages {expected_cdc}..{} expired before they were dispatched", first - 1),
+                    "the CDC stream lost messages (retention or an interrupted mirror); restart the task from a new full copy",
+                ));
+            }
+            // Still in the stream: the reader skipped it; start over from the derived position.
+            return Err(KitError::nats(
+                "reading the CDC stream",
+                format!("expected message {expected_cdc}, got {seq}"),
+            )
+            .into());
         }
         expected_cdc += 1;
         let env: Envelope<CdcEvent> = serde_json::from_slice(&msg.payload)
@@ -224,8 +249,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         }
         let event = route::filter_and_rename(&spec, env.body);
         apply_seq += 1;
-        let partition =
-            if floor <= unknown_until { None } else { causality.route(&event, partitions, apply_seq, floor) };
+        let partition = causality.route(&event, partitions, apply_seq, floor);
         if partition.is_none() {
             status.barriers += 1;
         }
@@ -234,7 +258,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             None => names::apply_barrier_subject(task),
         };
         let id = names::apply_msg_id(task, seq);
-        let out = Envelope::new(task, id.clone(), env.position, route::apply_event(seq, partition, event));
+        let out = Envelope::new(task, id.clone(), env.position, chain.link(apply_seq, seq, partition, event));
         let payload = serde_json::to_vec::<Envelope<ApplyEvent>>(&out)
             .map_err(|source| KitError::Json { what: "an APPLY message".into(), source })?;
         let mut publish = PublishMessage::build().payload(payload.into()).message_id(&id);

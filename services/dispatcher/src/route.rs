@@ -152,9 +152,53 @@ impl Causality {
     }
 }
 
-/// The APPLY event of one CDC message.
-pub fn apply_event(cdc_seq: u64, partition: Option<u32>, event: CdcEvent) -> ApplyEvent {
-    ApplyEvent { cdc_seq, partition, event }
+/// The order constraints of the messages one dispatcher run publishes (see `ApplyEvent`).
+pub struct Chain {
+    last_in_partition: Vec<u64>,
+    last_barrier: u64,
+}
+
+impl Chain {
+    pub fn new(partitions: u32) -> Self {
+        Self { last_in_partition: vec![0; partitions.max(1) as usize], last_barrier: 0 }
+    }
+
+    /// The APPLY event of one CDC message, published at `apply_seq` to `partition`.
+    pub fn link(
+        &mut self,
+        apply_seq: u64,
+        cdc_seq: u64,
+        partition: Option<u32>,
+        event: CdcEvent,
+    ) -> ApplyEvent {
+        let prev_barrier_seq = self.last_barrier;
+        match partition {
+            Some(p) => {
+                let n = self.last_in_partition.len();
+                let slot = &mut self.last_in_partition[p as usize % n];
+                let prev = std::mem::replace(slot, apply_seq);
+                ApplyEvent {
+                    cdc_seq,
+                    partition,
+                    prev_partition_seq: prev,
+                    prev_barrier_seq,
+                    partition_last: Vec::new(),
+                    event,
+                }
+            }
+            None => {
+                self.last_barrier = apply_seq;
+                ApplyEvent {
+                    cdc_seq,
+                    partition,
+                    prev_partition_seq: 0,
+                    prev_barrier_seq,
+                    partition_last: self.last_in_partition.clone(),
+                    event,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

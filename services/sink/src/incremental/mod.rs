@@ -3,9 +3,12 @@
 //! Each APPLY message runs in its partition's lane (barriers alone, after everything before
 //! them; see `ferry_kit::consume`). A transaction's rows and its lane's checkpoint row
 //! (`ferry_meta.apply_checkpoints`: APPLY sequence, CDC sequence, source position) are written
-//! in one target transaction, and the message is acked after the commit. Within a lane
-//! messages apply in stream order, so a redelivered message at or below its lane's checkpoint
-//! was applied and is skipped.
+//! in one target transaction, and the message is acked after the commit. JetStream may deliver
+//! a message after later ones (a redelivery after a crash, a delivery lost in a NATS restart),
+//! so each message names the messages it must follow (`ApplyEvent::prev_*`); one whose
+//! predecessors are not applied yet comes back later. Within a lane messages therefore apply
+//! in stream order, and a redelivered message at or below its lane's checkpoint was applied
+//! and is skipped.
 //!
 //! Messages whose source position is at or before P1 (the end of the full copy) are applied in
 //! safe mode (see `rows`). After P1 a duplicate key or a missing row means the target diverged:
@@ -34,6 +37,8 @@ use sqlx::MySqlPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+const WAIT_FOR_PREDECESSOR: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Target error codes meaning "this DDL already happened".
 const DDL_ALREADY_DONE: &[u16] = &[1050, 1051, 1060, 1061, 1091, 1146];
@@ -89,6 +94,19 @@ impl Handler for IncrementalApplier {
             if item.seq <= done.apply_seq {
                 return Ok(Outcome::Done);
             }
+            if !self.predecessors_applied(&item.env.body) {
+                // Delivered ahead of a message it must follow (redelivery after a crash or a
+                // lost delivery): come back once that one is applied.
+                tracing::debug!(
+                    task = self.task,
+                    seq = item.seq,
+                    partition = ?item.env.body.partition,
+                    prev_partition = item.env.body.prev_partition_seq,
+                    prev_barrier = item.env.body.prev_barrier_seq,
+                    "waiting for a predecessor"
+                );
+                return Ok(Outcome::Later(WAIT_FOR_PREDECESSOR));
+            }
             let position = item.env.position.clone().unwrap_or_else(|| SourcePosition {
                 binlog: BinlogFilePos { file: String::new(), offset: 0 },
                 gtid: None,
@@ -119,6 +137,19 @@ impl Handler for IncrementalApplier {
 }
 
 impl IncrementalApplier {
+    /// True when every message this one must follow (see `ApplyEvent`) has been applied.
+    fn predecessors_applied(&self, ev: &ApplyEvent) -> bool {
+        let Ok(lanes) = self.lanes.lock() else { return false };
+        let applied = |lane: u32| lanes.get(&lane).map_or(0, |c| c.apply_seq);
+        if applied(BARRIER_LANE) < ev.prev_barrier_seq {
+            return false;
+        }
+        match ev.partition {
+            Some(p) => applied(p) >= ev.prev_partition_seq,
+            None => ev.partition_last.iter().enumerate().all(|(p, seq)| applied(p as u32) >= *seq),
+        }
+    }
+
     fn lane(&self, lane: u32) -> LaneCheckpoint {
         self.lanes.lock().map(|l| l.get(&lane).cloned().unwrap_or_default()).unwrap_or_default()
     }
