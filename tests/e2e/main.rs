@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crash;
+mod ddl;
 mod faults;
 mod full_copy;
 mod harness;
