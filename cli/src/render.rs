@@ -36,6 +36,22 @@ pub fn status(v: &TaskStatusView) -> String {
     if let Some(p0) = &v.p0 {
         let _ = writeln!(out, "  P0 {p0}{}", v.p1.as_ref().map(|p| format!("   P1 {p}")).unwrap_or_default());
     }
+    if v.source_position.is_some() || v.incremental.is_some() {
+        let captured = v.source_position.as_ref().map_or("-".to_owned(), ToString::to_string);
+        let applied = v.applied_position.as_ref().map_or("-".to_owned(), ToString::to_string);
+        let delay = v.delay_seconds.map_or("-".to_owned(), |d| format!("{d:.1} s"));
+        let _ = writeln!(out, "  captured {captured}   applied {applied}   delay {delay}");
+        if let Some(i) = &v.incremental {
+            let _ = writeln!(
+                out,
+                "  incremental: {} transactions, {} rows, {} DDL{}",
+                i.transactions,
+                i.rows,
+                i.ddl,
+                if i.safe_mode { " (safe mode until P1)" } else { "" }
+            );
+        }
+    }
     if let Some(e) = &v.error {
         let _ = writeln!(out, "  ERROR [{}] {}\n        fix: {}", e.code, e.message, e.fix);
     }

@@ -59,7 +59,7 @@ async fn ddl_while_syncing_reaches_the_target() -> Result<()> {
         }
     }
     let end = source_position().await?;
-    let v = wait_applied(&stack, &task, &end, Duration::from_secs(120)).await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(60)).await?;
     ensure!(v.incremental.as_ref().is_some_and(|i| i.ddl >= 8), "DDL applied: {:?}", v.incremental);
     let mut tgt = admin("target").await?;
     let tdb = format!("{db}_t");

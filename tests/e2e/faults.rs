@@ -21,7 +21,7 @@ async fn sync_survives_kills_nats_restart_and_target_outage() -> Result<()> {
     let proxy = Proxy::start(&host, port).await?;
     scenario.vars.insert("target_port".into(), proxy.port.to_string());
     scenario.vars.insert("target_host".into(), "127.0.0.1".into());
-    let workload = Workload::start(&db, 11).await?;
+    let workload = Workload::start(&db, 11, Duration::from_millis(2)).await?;
     stack.create_and_start(&scenario.render("task.yaml")?).await?;
     wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
 
@@ -49,7 +49,7 @@ async fn sync_survives_kills_nats_restart_and_target_outage() -> Result<()> {
     let txns = workload.stop().await?;
     ensure!(kills >= 10 && txns > 100, "kills {kills}, workload transactions {txns}");
     let end = source_position().await?;
-    if let Err(e) = wait_applied(&stack, &task, &end, Duration::from_secs(240)).await {
+    if let Err(e) = wait_applied(&stack, &task, &end, Duration::from_secs(90)).await {
         anyhow::bail!("{e}\n{}", diagnose(&stack, &task).await);
     }
     assert_equal(&db).await

@@ -29,7 +29,8 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub async fn start(db: &str, seed: u64) -> Result<Self> {
+    /// Starts the workload; `pause` between transactions keeps it from saturating a small box.
+    pub async fn start(db: &str, seed: u64, pause: Duration) -> Result<Self> {
         let mut conn = admin("source").await?;
         conn.query_drop(format!("USE `{db}`")).await?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -41,6 +42,9 @@ impl Workload {
             while !s.load(Ordering::Relaxed) {
                 one_transaction(&mut conn, &mut rng, &mut next_id).await?;
                 t.fetch_add(1, Ordering::Relaxed);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
             Ok(())
         });
@@ -150,19 +154,32 @@ pub async fn source_position() -> Result<BinlogFilePos> {
     Ok(BinlogFilePos { file, offset })
 }
 
-/// Waits until the task has applied everything up to `pos` (delay reaches zero).
+/// Waits until the task has applied everything up to `pos` (delay reaches zero). Fails when
+/// the applied position stops moving for `stall` (slow is fine, stuck is not), or the task
+/// stops running.
 pub async fn wait_applied(
     stack: &Stack,
     task: &str,
     pos: &BinlogFilePos,
-    timeout: Duration,
+    stall: Duration,
 ) -> Result<TaskStatusView> {
-    eventually(&format!("{task} to apply up to {pos}"), timeout, || async {
+    let mut last: Option<BinlogFilePos> = None;
+    let mut moved = std::time::Instant::now();
+    loop {
         let v = stack.status(task).await?;
-        ensure!(v.state == TaskState::Running, "task is not running: {:?}", v.error);
-        Ok(v.applied_position.as_ref().filter(|p| p.binlog >= *pos).map(|_| v.clone()))
-    })
-    .await
+        ensure!(v.state == TaskState::Running, "task {task} is not running: {:?}", v.error);
+        let applied = v.applied_position.as_ref().map(|p| p.binlog.clone());
+        if applied.as_ref().is_some_and(|a| a >= pos) {
+            return Ok(v);
+        }
+        if applied != last {
+            last = applied;
+            moved = std::time::Instant::now();
+        } else if moved.elapsed() > stall {
+            anyhow::bail!("{task} stopped applying at {last:?} for {stall:?}, short of {pos}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn wait_phase(
@@ -208,7 +225,7 @@ pub async fn incremental_scenario(prefix: &str) -> Result<(String, String, Scena
 async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
     let (db, task, scenario, _cleanup) = incremental_scenario("e2e_inc").await?;
     let stack = Stack::start("incremental").await?;
-    let workload = Workload::start(&db, 7).await?;
+    let workload = Workload::start(&db, 7, Duration::ZERO).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stack.create_and_start(&scenario.render("task.yaml")?).await?;
     wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
@@ -222,9 +239,19 @@ async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
     let txns = workload.stop().await?;
     ensure!(txns > 100, "the workload ran only {txns} transactions");
     let end = source_position().await?;
-    let v = wait_applied(&stack, &task, &end, Duration::from_secs(300)).await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(90)).await?;
     let inc = v.incremental.clone().context("no incremental progress")?;
     ensure!(inc.transactions > 0 && !inc.safe_mode, "incremental progress: {inc:?}");
     ensure!(v.delay_seconds.is_some_and(|d| d < 30.0), "delay: {:?}", v.delay_seconds);
+    let (ok, text) = stack.cli(&["task", "status", &task]).await?;
+    ensure!(ok && text.contains("applied binlog") && text.contains("delay"), "CLI status: {text}");
+    let metrics = stack.metrics(true).await?;
+    let label = format!("task=\"{task}\"");
+    for name in ["sink_total_record", "sink_delay", "sink_transactions_total"] {
+        ensure!(
+            metrics.lines().any(|l| l.starts_with(name) && l.contains(&label)),
+            "sink metric {name} missing"
+        );
+    }
     assert_equal(&db).await
 }

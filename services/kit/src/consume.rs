@@ -3,13 +3,16 @@
 //! Policy: a message is acked only after its handler returned, i.e. after the effect it
 //! carries is durable (the sink returns after its target transaction committed). A handler that
 //! says *later* gets the message nak'ed with a delay (it waits for a predecessor). A transient
-//! failure is retried in place with backoff while the message's ack deadline is extended, so
+//! failure is retried in place with backoff while the messages' ack deadlines are extended, so
 //! order is kept; a definite failure stops the loop without acking, so the message stays in the
 //! stream for the resumed task. After a crash, unacked messages are redelivered; handlers must
 //! therefore be idempotent (the sink checks its checkpoint).
 //!
 //! Ordering: each message maps to a lane. Messages of the same lane never run at the same time
-//! and run in stream order; a barrier waits until everything before it finished and runs alone.
+//! and run in stream order; messages that arrive while their lane is busy queue up and run
+//! together as one batch (up to [`Handler::max_batch`]) when it frees, so a handler can apply
+//! them in one target transaction. A barrier waits until everything before it finished and runs
+//! alone; nothing after it is read before it finished.
 
 use crate::backoff::Backoff;
 use crate::error::ErrorClass;
@@ -19,7 +22,7 @@ use ferry_schemas::status::ErrorReport;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -46,11 +49,26 @@ pub struct Failure {
 }
 
 pub trait Handler: Send + Sync + 'static {
-    type Item: Send + 'static;
+    type Item: Send + Sync + 'static;
     /// Parses a message and says in which lane it runs.
     fn prepare(&self, msg: &Message) -> Result<(Lane, Self::Item), Failure>;
     /// Applies it; returns once its effect is durable.
     fn handle<'a>(&'a self, item: &'a Self::Item) -> BoxFuture<'a, Result<Outcome, Failure>>;
+    /// Applies consecutive items of one lane; returns one outcome per item, in order, once
+    /// their effects are durable. The default handles them one by one.
+    fn handle_batch<'a>(&'a self, items: &'a [Self::Item]) -> BoxFuture<'a, Result<Vec<Outcome>, Failure>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(self.handle(item).await?);
+            }
+            Ok(out)
+        })
+    }
+    /// Most items of one lane handed to [`Handler::handle_batch`] at once.
+    fn max_batch(&self) -> usize {
+        1
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +96,41 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
 
+/// Messages read and not yet handed to a handler, by lane, in arrival order.
+struct Queues<I> {
+    by_lane: HashMap<u64, VecDeque<(Message, I)>>,
+    /// Lanes with queued messages, oldest first.
+    order: VecDeque<u64>,
+    queued: usize,
+}
+
+impl<I> Queues<I> {
+    fn push(&mut self, lane: u64, msg: Message, item: I) {
+        let q = self.by_lane.entry(lane).or_default();
+        if q.is_empty() {
+            self.order.push_back(lane);
+        }
+        q.push_back((msg, item));
+        self.queued += 1;
+    }
+
+    /// Takes up to `max` messages of the oldest lane that is not busy.
+    fn take(&mut self, busy: &HashSet<u64>, max: usize) -> Option<(u64, Vec<(Message, I)>)> {
+        let pos = self.order.iter().position(|l| !busy.contains(l))?;
+        let lane = self.order.remove(pos)?;
+        let q = self.by_lane.get_mut(&lane)?;
+        let n = q.len().min(max.max(1));
+        let batch: Vec<(Message, I)> = q.drain(..n).collect();
+        if q.is_empty() {
+            self.by_lane.remove(&lane);
+        } else {
+            self.order.push_back(lane);
+        }
+        self.queued -= batch.len();
+        Some((lane, batch))
+    }
+}
+
 /// Consumes until cancelled, the stream fails, or a handler fails definitely.
 pub async fn consume<H: Handler>(
     consumer: &PullConsumer,
@@ -85,9 +138,11 @@ pub async fn consume<H: Handler>(
     concurrency: usize,
     cancel: CancellationToken,
 ) -> Result<(), ConsumeError> {
+    let concurrency = concurrency.max(1);
+    let buffer = concurrency * handler.max_batch().max(4);
     let mut messages = consumer
         .stream()
-        .max_messages_per_batch(concurrency.max(1) * 4)
+        .max_messages_per_batch(buffer)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()
@@ -95,13 +150,32 @@ pub async fn consume<H: Handler>(
         .map_err(|e| ConsumeError::Stream(e.to_string()))?;
     let mut inflight: FuturesUnordered<Running> = FuturesUnordered::new();
     let mut busy: HashSet<u64> = HashSet::new();
+    let mut queues: Queues<H::Item> = Queues { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 };
+    let mut barrier: Option<(Message, H::Item)> = None;
     loop {
+        while inflight.len() < concurrency {
+            let Some((lane, batch)) = queues.take(&busy, handler.max_batch()) else { break };
+            busy.insert(lane);
+            let (h, c) = (handler.clone(), cancel.clone());
+            inflight.push(Box::pin(async move { (Some(lane), run_batch(h, batch, c).await) }));
+        }
+        if barrier.is_some() && inflight.is_empty() && queues.queued == 0 {
+            if let Some((msg, item)) = barrier.take() {
+                run_batch(handler.clone(), vec![(msg, item)], cancel.clone())
+                    .await
+                    .map_err(ConsumeError::Failed)?;
+            }
+            continue;
+        }
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some((lane, result)) = inflight.next(), if !inflight.is_empty() => {
-                finished(&mut busy, lane, result)?;
+                if let Some(l) = lane {
+                    busy.remove(&l);
+                }
+                result.map_err(ConsumeError::Failed)?;
             }
-            next = messages.next(), if inflight.len() < concurrency.max(1) => {
+            next = messages.next(), if barrier.is_none() && queues.queued < buffer => {
                 let msg = match next {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => return Err(ConsumeError::Stream(e.to_string())),
@@ -109,24 +183,8 @@ pub async fn consume<H: Handler>(
                 };
                 let (lane, item) = handler.prepare(&msg).map_err(ConsumeError::Failed)?;
                 match lane {
-                    Lane::Barrier => {
-                        while let Some((l, r)) = inflight.next().await {
-                            finished(&mut busy, l, r)?;
-                        }
-                        run_one(handler.clone(), msg, item, cancel.clone()).await.map_err(ConsumeError::Failed)?;
-                    }
-                    Lane::Key(k) => {
-                        while busy.contains(&k) {
-                            match inflight.next().await {
-                                Some((l, r)) => finished(&mut busy, l, r)?,
-                                None => break,
-                            }
-                        }
-                        busy.insert(k);
-                        let h = handler.clone();
-                        let c = cancel.clone();
-                        inflight.push(Box::pin(async move { (Some(k), run_one(h, msg, item, c).await) }));
-                    }
+                    Lane::Barrier => barrier = Some((msg, item)),
+                    Lane::Key(k) => queues.push(k, msg, item),
                 }
             }
         }
@@ -137,54 +195,53 @@ pub async fn consume<H: Handler>(
     Ok(())
 }
 
-fn finished(
-    busy: &mut HashSet<u64>,
-    lane: Option<u64>,
-    result: Result<(), Failure>,
-) -> Result<(), ConsumeError> {
-    if let Some(l) = lane {
-        busy.remove(&l);
-    }
-    result.map_err(ConsumeError::Failed)
-}
-
-async fn run_one<H: Handler>(
+async fn run_batch<H: Handler>(
     handler: Arc<H>,
-    msg: Message,
-    item: H::Item,
+    batch: Vec<(Message, H::Item)>,
     cancel: CancellationToken,
 ) -> Result<(), Failure> {
+    let (msgs, items): (Vec<Message>, Vec<H::Item>) = batch.into_iter().unzip();
     let mut backoff = Backoff::standard();
     loop {
         let outcome = {
-            let work = handler.handle(&item);
+            let work = handler.handle_batch(&items);
             tokio::pin!(work);
             let mut beat =
                 tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
             loop {
                 tokio::select! {
                     r = &mut work => break r,
-                    _ = beat.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                    _ = beat.tick() => {
+                        for m in &msgs {
+                            let _ = m.ack_with(AckKind::Progress).await;
+                        }
+                    }
                 }
             }
         };
         match outcome {
-            Ok(Outcome::Done) => {
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(
-                        "ack failed ({e}); the message will be redelivered and skipped by the checkpoint"
-                    );
+            Ok(outcomes) => {
+                for (i, m) in msgs.iter().enumerate() {
+                    let result = match outcomes.get(i) {
+                        Some(Outcome::Done) => m.ack().await,
+                        Some(Outcome::Later(d)) => m.ack_with(AckKind::Nak(Some(*d))).await,
+                        // No outcome: not handled, so it comes back.
+                        None => m.ack_with(AckKind::Nak(Some(Duration::from_millis(100)))).await,
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!(
+                            "ack failed ({e}); the message will be redelivered and skipped by the checkpoint"
+                        );
+                    }
                 }
-                return Ok(());
-            }
-            Ok(Outcome::Later(d)) => {
-                let _ = msg.ack_with(AckKind::Nak(Some(d))).await;
                 return Ok(());
             }
             Err(f) if f.class == ErrorClass::Transient => {
                 let d = backoff.next_delay();
                 tracing::warn!(code = f.report.code, "{}; retrying in {d:?}", f.report.message);
-                let _ = msg.ack_with(AckKind::Progress).await;
+                for m in &msgs {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
                     _ = cancel.cancelled() => return Ok(()),

@@ -220,7 +220,8 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let expected =
         stream.info().await.map_err(|e| KitError::nats("reading the CDC stream", e))?.state.last_sequence;
     tracing::info!(task, start = %resume.start, partial = ?resume.partial, "capture starting");
-    let reader = Reader::open(&spec.source, server_id(task), &resume.start, false).await?;
+    let reader =
+        Reader::open(&spec.source, server_id(task), &resume.start, false).await?.only(spec.objects.clone());
     let mut capture = Capture {
         rt: rt.clone(),
         task: task.to_owned(),
@@ -280,6 +281,18 @@ async fn read_schema(
     let (schema, unsupported) = ferry_mysql::catalog::read_table(conn, table).await?;
     if schema.columns.is_empty() {
         return Ok(None);
+    }
+    if let Some(c) = schema
+        .columns
+        .iter()
+        .find(|c| matches!(c.column_type, ferry_schemas::value::ColumnType::Time { fsp: 1 | 2 }))
+    {
+        return Err(definite(
+            "unsupported_column",
+            Some(format!("{table}.{}", c.name)),
+            format!("column {table}.{} is {} (schema at {at}): negative values with a fraction cannot be read exactly from the binlog", c.name, c.sql_type),
+            "change the column to TIME or TIME(3..6) on the source, or exclude the table, then resume the task",
+        ));
     }
     if let Some(u) = unsupported.first() {
         return Err(definite(

@@ -107,16 +107,11 @@ impl Handler for IncrementalApplier {
                 );
                 return Ok(Outcome::Later(WAIT_FOR_PREDECESSOR));
             }
-            let position = item.env.position.clone().unwrap_or_else(|| SourcePosition {
-                binlog: BinlogFilePos { file: String::new(), offset: 0 },
-                gtid: None,
-                server_id: None,
-            });
-            let safe = self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1);
+            let position = position_of(item);
             let (source_time, rows, txns, ddl) = match &item.env.body.event {
                 CdcEvent::Transaction(txn) => {
-                    let rows = self.transaction(item, txn, &position, safe).await?;
-                    (txn.committed_at, rows, 1, 0)
+                    let rows = self.transactions(&[(item, txn)]).await?;
+                    (txn.committed_at, rows.iter().sum(), 1, 0)
                 }
                 CdcEvent::Ddl(d) => {
                     self.ddl(item, d, &position, &done).await?;
@@ -127,13 +122,34 @@ impl Handler for IncrementalApplier {
                     (h.source_time, 0, 0, 0)
                 }
             };
-            self.progress.incremental_applied(position, source_time, rows, txns, ddl, safe);
-            let label = metrics::task(&self.task);
-            let delay = (chrono::Utc::now() - source_time).num_milliseconds().max(0) as f64 / 1000.0;
-            self.metrics.sink_delay.get_or_create(&label).set(delay);
+            self.applied(position, source_time, rows, txns, ddl);
             Ok(Outcome::Done)
         })
     }
+
+    fn handle_batch<'a>(&'a self, items: &'a [Item]) -> BoxFuture<'a, Result<Vec<Outcome>, Failure>> {
+        Box::pin(async move {
+            match items {
+                [one] => Ok(vec![self.handle(one).await?]),
+                _ => self.batch(items).await,
+            }
+        })
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+}
+
+/// Consecutive transactions of one partition applied in one target transaction at most.
+const MAX_BATCH: usize = 64;
+
+fn position_of(item: &Item) -> SourcePosition {
+    item.env.position.clone().unwrap_or_else(|| SourcePosition {
+        binlog: BinlogFilePos { file: String::new(), offset: 0 },
+        gtid: None,
+        server_id: None,
+    })
 }
 
 impl IncrementalApplier {
@@ -190,31 +206,88 @@ impl IncrementalApplier {
         }
     }
 
-    async fn transaction(
-        &self,
-        item: &Item,
-        txn: &Transaction,
-        position: &SourcePosition,
-        safe: bool,
-    ) -> Result<u64, Failure> {
-        let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| "transaction".into());
+    /// Applies consecutive transactions of one lane in one target transaction, with the
+    /// lane's checkpoint moved to the last of them. Returns the rows of each.
+    async fn transactions(&self, group: &[(&Item, &Transaction)]) -> Result<Vec<u64>, Failure> {
+        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
+            return Ok(Vec::new());
+        };
+        let what =
+            first_txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| "transaction".into());
         let started = Instant::now();
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
-        let rows = rows::apply(&mut tx, txn, safe).await.map_err(|e| self.failure(e, position, &what))?;
-        let cp = self.checkpoint_for(item, position, txn.committed_at);
-        checkpoint::save_lane(&mut tx, &self.task, item.lane, &cp)
+        let mut rows = Vec::with_capacity(group.len());
+        for (item, txn) in group {
+            let position = position_of(item);
+            let safe = self.safe(&position);
+            let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
+            rows.push(rows::apply(&mut tx, txn, safe).await.map_err(|e| self.failure(e, &position, &what))?);
+        }
+        let cp = self.checkpoint_for(last, &position_of(last), last_txn.committed_at);
+        checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
         let executed = Instant::now();
         tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
-        self.remember(item.lane, cp);
+        self.remember(first.lane, cp);
         let label = metrics::task(&self.task);
         self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
         self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
-        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows as i64);
-        self.metrics.sink_transactions.get_or_create(&label).inc();
+        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows.iter().sum::<u64>() as i64);
+        self.metrics.sink_transactions.get_or_create(&label).inc_by(group.len() as u64);
         Ok(rows)
+    }
+
+    fn safe(&self, position: &SourcePosition) -> bool {
+        self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1)
+    }
+
+    fn applied(
+        &self,
+        position: SourcePosition,
+        source_time: chrono::DateTime<chrono::Utc>,
+        rows: u64,
+        txns: u64,
+        ddl: u64,
+    ) {
+        let safe = self.safe(&position);
+        self.progress.incremental_applied(position, source_time, rows, txns, ddl, safe);
+        let delay = (chrono::Utc::now() - source_time).num_milliseconds().max(0) as f64 / 1000.0;
+        self.metrics.sink_delay.get_or_create(&metrics::task(&self.task)).set(delay);
+    }
+
+    /// Batched apply of consecutive messages of one partition (see `handle_batch`).
+    async fn batch(&self, items: &[Item]) -> Result<Vec<Outcome>, Failure> {
+        let Some(lane) = items.first().map(|i| i.lane) else { return Ok(Vec::new()) };
+        let committed = self.lane(lane).apply_seq;
+        let mut local = committed;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut group: Vec<(&Item, &Transaction)> = Vec::new();
+        for item in items {
+            let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
+            if item.seq <= committed {
+                outcomes.push(Outcome::Done);
+                continue;
+            }
+            let ev = &item.env.body;
+            let barrier_ok = self.lane(BARRIER_LANE).apply_seq >= ev.prev_barrier_seq;
+            if item.lane != lane || !barrier_ok || ev.prev_partition_seq > local {
+                break;
+            }
+            local = item.seq;
+            group.push((item, txn));
+            outcomes.push(Outcome::Done);
+        }
+        let rows = self.transactions(&group).await?;
+        for ((item, txn), n) in group.iter().zip(rows) {
+            self.applied(position_of(item), txn.committed_at, n, 1, 0);
+        }
+        // The rest waits for what it must follow (or runs alone: not a transaction).
+        while outcomes.len() < items.len() {
+            outcomes.push(Outcome::Later(WAIT_FOR_PREDECESSOR));
+        }
+        Ok(outcomes)
     }
 
     async fn checkpoint_only(
