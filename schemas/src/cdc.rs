@@ -116,6 +116,13 @@ pub struct SchemaRecord {
     pub schema: Option<TableSchema>,
 }
 
+/// "Apply after message `seq` of `partition`".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct After {
+    pub partition: u32,
+    pub seq: u64,
+}
+
 /// A message on a task's APPLY stream, made by the dispatcher from exactly one CDC message.
 ///
 /// One-to-one is what lets the dispatcher resume without a checkpoint of its own: APPLY
@@ -144,6 +151,9 @@ pub struct ApplyEvent {
     /// the barrier applies only after all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_last: Vec<u64>,
+    /// Messages of other partitions this one must follow (its keys were in flight there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<After>,
     /// The CDC event with the task's filters applied and every name mapped to the target.
     pub event: CdcEvent,
 }

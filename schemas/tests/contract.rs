@@ -238,6 +238,7 @@ fn schemas_and_examples_match_the_types() {
                     prev_partition_seq: 12,
                     prev_barrier_seq: 9,
                     partition_last: vec![],
+                    after: vec![ferry_schemas::cdc::After { partition: 1, seq: 15 }],
                     event: txn,
                 },
             )

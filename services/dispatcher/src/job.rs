@@ -249,7 +249,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         }
         let event = route::filter_and_rename(&spec, env.body);
         apply_seq += 1;
-        let partition = causality.route(&event, partitions, apply_seq, floor);
+        let (partition, joins) = causality.route(&event, partitions, apply_seq, floor);
         if partition.is_none() {
             status.barriers += 1;
         }
@@ -258,7 +258,12 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             None => names::apply_barrier_subject(task),
         };
         let id = names::apply_msg_id(task, seq);
-        let out = Envelope::new(task, id.clone(), env.position, chain.link(apply_seq, seq, partition, event));
+        let out = Envelope::new(
+            task,
+            id.clone(),
+            env.position,
+            chain.link(apply_seq, seq, partition, &joins, event),
+        );
         let payload = serde_json::to_vec::<Envelope<ApplyEvent>>(&out)
             .map_err(|source| KitError::Json { what: "an APPLY message".into(), source })?;
         let mut publish = PublishMessage::build().payload(payload.into()).message_id(&id);

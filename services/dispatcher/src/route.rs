@@ -6,8 +6,9 @@
 //! and without trailing spaces, because the target's collation may treat them as equal; that
 //! only ever makes two keys look equal when they are not, which costs parallelism, never order.
 //! A transaction goes to the one partition that still has one of its keys in flight, to the
-//! partition its first key hashes to when none is in flight, and becomes a barrier when its keys
-//! are in flight in more than one partition.
+//! partition its first key hashes to when none is in flight. When its keys are in flight in
+//! several partitions it goes to one of them and *joins* the others: it carries their latest
+//! APPLY sequences, and the sink applies it only after those (no global barrier).
 
 use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
 use ferry_schemas::task::TaskSpec;
@@ -114,11 +115,11 @@ impl Causality {
         partitions: u32,
         apply_seq: u64,
         applied_below: u64,
-    ) -> Option<u32> {
-        let CdcEvent::Transaction(txn) = event else { return None };
+    ) -> (Option<u32>, Vec<u32>) {
+        let CdcEvent::Transaction(txn) = event else { return (None, Vec::new()) };
         if txn.changes.is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
-            return Some((apply_seq % u64::from(partitions.max(1))) as u32);
+            return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
         }
         let keys = transaction_keys(txn);
         let busy: BTreeSet<u32> = keys
@@ -127,15 +128,15 @@ impl Causality {
             .filter(|(_, seq)| *seq >= applied_below)
             .map(|(p, _)| *p)
             .collect();
-        let partition = match busy.len() {
-            0 => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
-            1 => *busy.iter().next().unwrap_or(&0),
-            _ => return None,
+        let partition = match busy.iter().next() {
+            None => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
+            Some(p) => *p,
         };
+        let joins: Vec<u32> = busy.into_iter().filter(|p| *p != partition).collect();
         for k in keys {
             self.inflight.insert(k, (partition, apply_seq));
         }
-        Some(partition)
+        (Some(partition), joins)
     }
 
     /// Forgets keys whose last change has been applied.
@@ -163,18 +164,28 @@ impl Chain {
         Self { last_in_partition: vec![0; partitions.max(1) as usize], last_barrier: 0 }
     }
 
-    /// The APPLY event of one CDC message, published at `apply_seq` to `partition`.
+    /// The APPLY event of one CDC message, published at `apply_seq` to `partition`, after the
+    /// latest messages of the `joins` partitions.
     pub fn link(
         &mut self,
         apply_seq: u64,
         cdc_seq: u64,
         partition: Option<u32>,
+        joins: &[u32],
         event: CdcEvent,
     ) -> ApplyEvent {
         let prev_barrier_seq = self.last_barrier;
+        let n = self.last_in_partition.len();
+        let after: Vec<ferry_schemas::cdc::After> = joins
+            .iter()
+            .map(|q| ferry_schemas::cdc::After {
+                partition: *q,
+                seq: self.last_in_partition[*q as usize % n],
+            })
+            .filter(|a| a.seq > 0)
+            .collect();
         match partition {
             Some(p) => {
-                let n = self.last_in_partition.len();
                 let slot = &mut self.last_in_partition[p as usize % n];
                 let prev = std::mem::replace(slot, apply_seq);
                 ApplyEvent {
@@ -183,6 +194,7 @@ impl Chain {
                     prev_partition_seq: prev,
                     prev_barrier_seq,
                     partition_last: Vec::new(),
+                    after,
                     event,
                 }
             }
@@ -194,6 +206,7 @@ impl Chain {
                     prev_partition_seq: 0,
                     prev_barrier_seq,
                     partition_last: self.last_in_partition.clone(),
+                    after: Vec::new(),
                     event,
                 }
             }
@@ -244,41 +257,43 @@ mod tests {
     #[test]
     fn same_key_stays_in_one_partition_while_in_flight() {
         let mut c = Causality::default();
-        let p1 = c.route(&txn(vec![insert(1, json!(10))]), 8, 1, 1);
+        let p1 = c.route(&txn(vec![insert(1, json!(10))]), 8, 1, 1).0;
         let upd = RowChange {
             table: 0,
             op: ChangeOp::Update,
             before: Some(vec![json!(1), json!(10)]),
             after: Some(vec![json!(1), json!(11)]),
         };
-        assert_eq!(c.route(&txn(vec![upd]), 8, 2, 1), p1);
+        assert_eq!(c.route(&txn(vec![upd]), 8, 2, 1).0, p1);
     }
 
     #[test]
     fn a_unique_key_links_rows_with_different_primary_keys() {
         let mut c = Causality::default();
-        let p1 = c.route(&txn(vec![insert(1, json!(7))]), 64, 1, 1);
+        let p1 = c.route(&txn(vec![insert(1, json!(7))]), 64, 1, 1).0;
         // Another row takes the same unique value: must follow the first.
-        assert_eq!(c.route(&txn(vec![insert(2, json!(7))]), 64, 2, 1), p1);
+        assert_eq!(c.route(&txn(vec![insert(2, json!(7))]), 64, 2, 1), (p1, vec![]));
     }
 
     #[test]
-    fn keys_in_flight_in_two_partitions_make_a_barrier() {
+    fn keys_in_flight_in_two_partitions_join_them() {
         let mut c = Causality::default();
         let mut seq = 0;
         let mut parts = HashMap::new();
         for id in 0..64 {
             seq += 1;
-            parts.insert(id, c.route(&txn(vec![insert(id, json!(null))]), 4, seq, 1));
+            parts.insert(id, c.route(&txn(vec![insert(id, json!(null))]), 4, seq, 1).0);
         }
         let (a, b) = (0..64)
             .flat_map(|x| (0..64).map(move |y| (x, y)))
             .find(|(x, y)| parts[x] != parts[y])
             .expect("two partitions");
         let both = txn(vec![insert(a, json!(null)), insert(b, json!(null))]);
-        assert_eq!(c.route(&both, 4, seq + 1, 1), None);
-        // Once everything before is applied, the same transaction gets a lane.
-        assert!(c.route(&both, 4, seq + 2, seq + 2).is_some());
+        let (p, joins) = c.route(&both, 4, seq + 1, 1);
+        let (pa, pb) = (parts[&a].expect("lane"), parts[&b].expect("lane"));
+        assert!(p == Some(pa) && joins == vec![pb] || p == Some(pb) && joins == vec![pa], "{p:?} {joins:?}");
+        // Once everything before is applied, the same transaction joins nothing.
+        assert!(c.route(&both, 4, seq + 2, seq + 2).1.is_empty());
     }
 
     #[test]

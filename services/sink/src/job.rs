@@ -255,6 +255,7 @@ async fn apply_incremental(
         metrics: rt.metrics.clone(),
         p1,
         lanes: std::sync::Mutex::new(lanes.into_iter().collect()),
+        advanced: tokio::sync::Notify::new(),
     });
     consume::consume(&consumer, applier, partitions, cancel.clone()).await.map_err(JobError::from)
 }

@@ -39,6 +39,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 const WAIT_FOR_PREDECESSOR: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a transaction waits in process for another lane before it is handed back.
+const WAIT_IN_PROCESS: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Target error codes meaning "this DDL already happened".
 const DDL_ALREADY_DONE: &[u16] = &[1050, 1051, 1060, 1061, 1091, 1146];
@@ -52,6 +54,8 @@ pub struct IncrementalApplier {
     /// End of safe mode: the full copy's P1 (`None`: no full copy, no safe mode).
     pub p1: Option<BinlogFilePos>,
     pub lanes: Mutex<HashMap<u32, LaneCheckpoint>>,
+    /// Signalled whenever a lane's checkpoint moves.
+    pub advanced: tokio::sync::Notify,
 }
 
 pub struct Item {
@@ -130,7 +134,9 @@ impl Handler for IncrementalApplier {
     fn handle_batch<'a>(&'a self, items: &'a [Item]) -> BoxFuture<'a, Result<Vec<Outcome>, Failure>> {
         Box::pin(async move {
             match items {
-                [one] => Ok(vec![self.handle(one).await?]),
+                [one] if !matches!(one.env.body.event, CdcEvent::Transaction(_)) => {
+                    Ok(vec![self.handle(one).await?])
+                }
                 _ => self.batch(items).await,
             }
         })
@@ -158,6 +164,9 @@ impl IncrementalApplier {
         let Ok(lanes) = self.lanes.lock() else { return false };
         let applied = |lane: u32| lanes.get(&lane).map_or(0, |c| c.apply_seq);
         if applied(BARRIER_LANE) < ev.prev_barrier_seq {
+            return false;
+        }
+        if !ev.after.iter().all(|a| applied(a.partition) >= a.seq) {
             return false;
         }
         match ev.partition {
@@ -189,6 +198,7 @@ impl IncrementalApplier {
         if let Ok(mut l) = self.lanes.lock() {
             l.insert(lane, cp);
         }
+        self.advanced.notify_waiters();
     }
 
     fn failure(&self, e: RowError, position: &SourcePosition, what: &str) -> Failure {
@@ -257,37 +267,89 @@ impl IncrementalApplier {
         self.metrics.sink_delay.get_or_create(&metrics::task(&self.task)).set(delay);
     }
 
-    /// Batched apply of consecutive messages of one partition (see `handle_batch`).
+    /// True when `ev`, following `local` in its own lane, may apply now.
+    fn ready(&self, ev: &ApplyEvent, local: u64) -> bool {
+        let Ok(lanes) = self.lanes.lock() else { return false };
+        let applied = |lane: u32| lanes.get(&lane).map_or(0, |c| c.apply_seq);
+        applied(BARRIER_LANE) >= ev.prev_barrier_seq
+            && ev.prev_partition_seq <= local
+            && ev.after.iter().all(|a| applied(a.partition) >= a.seq)
+    }
+
+    /// Waits (in this process, up to [`WAIT_IN_PROCESS`]) until `ev` may apply after `local`.
+    async fn wait_ready(&self, ev: &ApplyEvent, lane: u32) -> bool {
+        let deadline = tokio::time::Instant::now() + WAIT_IN_PROCESS;
+        loop {
+            let notified = self.advanced.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.ready(ev, self.lane(lane).apply_seq) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Applies consecutive transactions of one partition, as many per target transaction as
+    /// are ready; one that must wait for another lane waits here a moment, then comes back later.
     async fn batch(&self, items: &[Item]) -> Result<Vec<Outcome>, Failure> {
-        let Some(lane) = items.first().map(|i| i.lane) else { return Ok(Vec::new()) };
-        let committed = self.lane(lane).apply_seq;
-        let mut local = committed;
-        let mut outcomes = Vec::with_capacity(items.len());
-        let mut group: Vec<(&Item, &Transaction)> = Vec::new();
-        for item in items {
-            let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
-            if item.seq <= committed {
-                outcomes.push(Outcome::Done);
-                continue;
+        // Redelivered messages arrive after newer ones: apply in sequence order, answer in the
+        // order given.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|i| items[*i].seq);
+        let sorted: Vec<&Item> = order.iter().map(|i| &items[*i]).collect();
+        let done = self.batch_sorted(&sorted).await?;
+        let mut outcomes: Vec<Outcome> =
+            (0..items.len()).map(|_| Outcome::Later(WAIT_FOR_PREDECESSOR)).collect();
+        for (k, idx) in order.iter().enumerate() {
+            if k < done {
+                outcomes[*idx] = Outcome::Done;
             }
-            let ev = &item.env.body;
-            let barrier_ok = self.lane(BARRIER_LANE).apply_seq >= ev.prev_barrier_seq;
-            if item.lane != lane || !barrier_ok || ev.prev_partition_seq > local {
-                break;
-            }
-            local = item.seq;
-            group.push((item, txn));
-            outcomes.push(Outcome::Done);
-        }
-        let rows = self.transactions(&group).await?;
-        for ((item, txn), n) in group.iter().zip(rows) {
-            self.applied(position_of(item), txn.committed_at, n, 1, 0);
-        }
-        // The rest waits for what it must follow (or runs alone: not a transaction).
-        while outcomes.len() < items.len() {
-            outcomes.push(Outcome::Later(WAIT_FOR_PREDECESSOR));
         }
         Ok(outcomes)
+    }
+
+    /// Applies a prefix of `items` (in sequence order); returns its length.
+    async fn batch_sorted(&self, items: &[&Item]) -> Result<usize, Failure> {
+        let Some(lane) = items.first().map(|i| i.lane) else { return Ok(0) };
+        let mut i = 0;
+        while i < items.len() {
+            let committed = self.lane(lane).apply_seq;
+            let mut local = committed;
+            let mut group: Vec<(&Item, &Transaction)> = Vec::new();
+            while let Some(item) = items.get(i) {
+                let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
+                // Applied before, or a second copy of one in this group (a redelivery).
+                if item.seq <= local {
+                    i += 1;
+                    continue;
+                }
+                if item.lane != lane || !self.ready(&item.env.body, local) {
+                    break;
+                }
+                local = item.seq;
+                group.push((*item, txn));
+                i += 1;
+            }
+            if !group.is_empty() {
+                let rows = self.transactions(&group).await?;
+                for ((item, txn), n) in group.iter().zip(rows) {
+                    self.applied(position_of(item), txn.committed_at, n, 1, 0);
+                }
+                continue;
+            }
+            let Some(item) = items.get(i) else { break };
+            if !matches!(item.env.body.event, CdcEvent::Transaction(_)) || item.lane != lane {
+                break;
+            }
+            if !self.wait_ready(&item.env.body, lane).await {
+                tracing::debug!(task = self.task, seq = item.seq, "waiting for a predecessor");
+                break;
+            }
+        }
+        Ok(i)
     }
 
     async fn checkpoint_only(
