@@ -7,8 +7,9 @@
 //! only ever makes two keys look equal when they are not, which costs parallelism, never order.
 //! A transaction goes to the one partition that still has one of its keys in flight, to the
 //! partition its first key hashes to when none is in flight. When its keys are in flight in
-//! several partitions it goes to one of them and *joins* the others: it carries their latest
-//! APPLY sequences, and the sink applies it only after those (no global barrier).
+//! several partitions it becomes a barrier (or, with [`JOIN_PARTITIONS`], goes to one of them
+//! and *joins* the others: it carries their latest APPLY sequences, and the sink applies it
+//! only after those).
 
 use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
 use ferry_schemas::task::TaskSpec;
@@ -100,6 +101,11 @@ pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
     out
 }
 
+/// Whether a transaction whose keys are in flight in several partitions joins them (`after`
+/// dependencies) instead of becoming a barrier. Off: with joins on, the fault test ended once
+/// with 7 extra target rows (an ordering hole not found yet); barriers are slower but proven.
+pub const JOIN_PARTITIONS: bool = false;
+
 /// Keys in flight: which partition holds each, and the APPLY sequence that last touched it.
 #[derive(Default)]
 pub struct Causality {
@@ -132,6 +138,10 @@ impl Causality {
             None => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
             Some(p) => *p,
         };
+        if busy.len() > 1 && !JOIN_PARTITIONS {
+            // A barrier: it runs after everything before it, alone.
+            return (None, Vec::new());
+        }
         let joins: Vec<u32> = busy.into_iter().filter(|p| *p != partition).collect();
         for k in keys {
             self.inflight.insert(k, (partition, apply_seq));
@@ -276,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_in_flight_in_two_partitions_join_them() {
+    fn keys_in_flight_in_two_partitions_join_or_make_a_barrier() {
         let mut c = Causality::default();
         let mut seq = 0;
         let mut parts = HashMap::new();
@@ -290,8 +300,15 @@ mod tests {
             .expect("two partitions");
         let both = txn(vec![insert(a, json!(null)), insert(b, json!(null))]);
         let (p, joins) = c.route(&both, 4, seq + 1, 1);
-        let (pa, pb) = (parts[&a].expect("lane"), parts[&b].expect("lane"));
-        assert!(p == Some(pa) && joins == vec![pb] || p == Some(pb) && joins == vec![pa], "{p:?} {joins:?}");
+        if JOIN_PARTITIONS {
+            let (pa, pb) = (parts[&a].expect("lane"), parts[&b].expect("lane"));
+            assert!(
+                p == Some(pa) && joins == vec![pb] || p == Some(pb) && joins == vec![pa],
+                "{p:?} {joins:?}"
+            );
+        } else {
+            assert_eq!((p, joins), (None, vec![]));
+        }
         // Once everything before is applied, the same transaction joins nothing.
         assert!(c.route(&both, 4, seq + 2, seq + 2).1.is_empty());
     }

@@ -7,7 +7,8 @@
 //! colliding on a unique key; every later state of such a row is still ahead in the log), an
 //! update that moves a key deletes the old key first, and deletes remove by key whether or not
 //! the row is there. Consecutive inserts (or safe-mode writes) to one table become one
-//! multi-row statement; order between changes is otherwise kept.
+//! multi-row statement; order between changes is otherwise kept. Statements are prepared once
+//! per connection and shape (sqlx's statement cache): a row statement costs one round trip.
 
 use crate::error::definite;
 use crate::full::bind::{self, push_value};
@@ -129,7 +130,7 @@ pub async fn apply(conn: &mut MySqlConnection, txn: &Transaction, safe: bool) ->
             }
             let verb = if safe && !shape.keyless { "REPLACE" } else { "INSERT" };
             for mut stmt in bind::statements(verb, &tv.table, &shape.columns(), &batch) {
-                stmt.build().persistent(false).execute(&mut *conn).await.map_err(|e| {
+                stmt.build().execute(&mut *conn).await.map_err(|e| {
                     if crate::error::target_code(&e) == Some(1062) && !safe {
                         RowError::Diverged(format!(
                             "insert into {} hit an existing row with the same key: {e}",
@@ -155,7 +156,6 @@ pub async fn apply(conn: &mut MySqlConnection, txn: &Transaction, safe: bool) ->
                         bind::statements("REPLACE", &tv.table, &shape.columns(), std::slice::from_ref(&row))
                     {
                         stmt.build()
-                            .persistent(false)
                             .execute(&mut *conn)
                             .await
                             .map_err(|e| RowError::Target(e, format!("REPLACE INTO {}", tv.table)))?;
@@ -219,7 +219,6 @@ async fn delete(
     push_where(&mut qb, shape, find);
     let done = qb
         .build()
-        .persistent(false)
         .execute(&mut *conn)
         .await
         .map_err(|e| RowError::Target(e, format!("DELETE FROM {}", shape.tv.table)))?;
@@ -252,7 +251,6 @@ async fn update(
     push_where(&mut qb, shape, &find);
     let done = qb
         .build()
-        .persistent(false)
         .execute(&mut *conn)
         .await
         .map_err(|e| RowError::Target(e, format!("UPDATE {}", shape.tv.table)))?;
