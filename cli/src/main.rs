@@ -61,6 +61,11 @@ enum TaskCommand {
     Stop {
         name: String,
     },
+    /// Mark the DDL statement a paused task stopped at as done (apply an equivalent change to
+    /// the target by hand first if it needs one); `resume` then continues after it.
+    SkipDdl {
+        name: String,
+    },
     /// Delete a task that is not running (its target tables stay).
     Delete {
         name: String,
@@ -141,6 +146,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         TaskCommand::Pause { name } => act(&api, &name, "pause").await?,
         TaskCommand::Resume { name } => act(&api, &name, "resume").await?,
         TaskCommand::Stop { name } => act(&api, &name, "stop").await?,
+        TaskCommand::SkipDdl { name } => {
+            let v: Option<TaskStatusView> =
+                api.send(api.req(reqwest::Method::POST, &format!("/tasks/{name}/skip-ddl"))).await?;
+            let blocked = v.and_then(|v| v.incremental).and_then(|i| i.blocked_ddl);
+            match blocked {
+                Some(b) => println!(
+                    "task {name} will skip `{}` at {}; run `ferry task resume {name}`",
+                    b.sql, b.position
+                ),
+                None => println!("skip-ddl recorded for task {name}; run `ferry task resume {name}`"),
+            }
+        }
         TaskCommand::Delete { name } => {
             api.send::<serde_json::Value>(api.req(reqwest::Method::DELETE, &format!("/tasks/{name}")))
                 .await?;

@@ -50,6 +50,12 @@ pub fn status(v: &TaskStatusView) -> String {
                 i.ddl,
                 if i.safe_mode { " (safe mode until P1)" } else { "" }
             );
+            if i.ddl_skipped > 0 {
+                let _ = writeln!(out, "  DDL skipped: {}", i.ddl_skipped);
+            }
+            if let Some(b) = &i.blocked_ddl {
+                let _ = writeln!(out, "  stopped at DDL {}: {}", b.position, b.sql);
+            }
         }
     }
     if let Some(e) = &v.error {

@@ -4,6 +4,7 @@
 //! assignment's `epoch` grows whenever the scheduler (re)starts the work, so a service that saw
 //! an error restarts its job on resume even though the desired state did not change.
 
+use crate::position::BinlogFilePos;
 use crate::task::{Phase, TaskSpec};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -26,6 +27,10 @@ pub struct TaskRecord {
     /// first) when it sees a generation newer than the running epoch.
     #[serde(default)]
     pub generation: u64,
+    /// Source positions of DDL statements the sink must not run (`ferry task skip-ddl`): the
+    /// user applied an equivalent change to the target by hand, or does not want it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_ddl: Vec<BinlogFilePos>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

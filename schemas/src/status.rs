@@ -215,6 +215,20 @@ pub struct IncrementalApplied {
     pub rows: u64,
     #[serde(default)]
     pub ddl: u64,
+    /// DDL statements not run because the task record lists them in `skip_ddl`.
+    #[serde(default)]
+    pub ddl_skipped: u64,
+    /// The DDL the sink stopped at (rejected by the target, or not replayable): what
+    /// `ferry task skip-ddl` skips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_ddl: Option<BlockedDdl>,
+}
+
+/// A DDL statement incremental sync cannot apply as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockedDdl {
+    pub position: SourcePosition,
+    pub sql: String,
 }
 
 /// One table's line in a task view.

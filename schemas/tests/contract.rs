@@ -311,6 +311,7 @@ fn schemas_and_examples_match_the_types() {
             spec: spec(),
             desired: DesiredState::Running,
             generation: 1,
+            skip_ddl: vec![],
             created_at: at(),
             updated_at: at(),
         },
@@ -379,6 +380,7 @@ fn schemas_and_examples_match_the_types() {
                 transactions: 120,
                 rows: 480,
                 ddl: 1,
+                ..Default::default()
             }),
             updated_at: Some(at()),
             ..Default::default()

@@ -6,6 +6,7 @@ use crate::incremental::{incremental_scenario, source_position, wait_applied, wa
 use crate::verify::{same_rows, same_structure, Side};
 use anyhow::{ensure, Context, Result};
 use ferry_schemas::position::BinlogFilePos;
+use ferry_schemas::status::TaskState;
 use ferry_schemas::task::Phase;
 use mysql_async::prelude::*;
 use std::time::Duration;
@@ -74,4 +75,54 @@ async fn ddl_while_syncing_reaches_the_target() -> Result<()> {
         .await?;
     ensure!(left.is_empty(), "dropped or renamed tables remain on the target: {left:?}");
     Ok(())
+}
+
+/// A DDL the sink cannot replay (it names the renamed source database) pauses the task with a
+/// report; the user applies the change to the target by hand, then `ferry task skip-ddl` and
+/// `ferry task resume` continue with the rows written after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsupported_ddl_pauses_then_skip_ddl_continues() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_skipddl").await?;
+    let stack = Stack::start("skipddl").await?;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
+    let (ok, _) = stack.cli(&["task", "skip-ddl", &task]).await?;
+    ensure!(!ok, "skip-ddl on a running task must be refused");
+
+    src.query_drop(format!("ALTER TABLE {db}.accounts ADD COLUMN flagged TINYINT NOT NULL DEFAULT 0"))
+        .await?;
+    src.query_drop("UPDATE accounts SET flagged = 1 WHERE id < 20").await?;
+    let paused = eventually("the task to pause at the DDL", Duration::from_secs(60), || async {
+        let v = stack.status(&task).await?;
+        Ok((v.state == TaskState::Paused).then_some(v))
+    })
+    .await?;
+    let error = paused.error.as_ref().context("a paused task names its error")?;
+    ensure!(error.code == "unsupported_ddl" && error.fix.contains("skip-ddl"), "error: {error:?}");
+    let blocked = paused.incremental.as_ref().and_then(|i| i.blocked_ddl.clone()).context("blocked DDL")?;
+    ensure!(blocked.sql.contains("flagged"), "blocked DDL: {blocked:?}");
+    let (ok, out) = stack.cli(&["task", "status", &task]).await?;
+    ensure!(out.contains("stopped at DDL"), "status output ({ok}):\n{out}\nview: {paused:?}");
+
+    let mut tgt = admin("target").await?;
+    tgt.query_drop(format!("ALTER TABLE `{db}_t`.accounts ADD COLUMN flagged TINYINT NOT NULL DEFAULT 0"))
+        .await?;
+    let (ok, out) = stack.cli(&["task", "skip-ddl", &task]).await?;
+    ensure!(ok && out.contains("flagged"), "skip-ddl output:\n{out}");
+    let (ok, out) = stack.cli(&["task", "resume", &task]).await?;
+    ensure!(ok, "resume: {out}");
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(120)).await?;
+    src.query_drop("INSERT INTO accounts (id, email, balance, updated, flagged) VALUES (900002, 'skip@x', 2.5, NOW(6), 7)")
+        .await?;
+    let end = source_position().await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(90)).await?;
+    let inc = v.incremental.context("incremental status")?;
+    ensure!(inc.ddl_skipped == 1 && inc.blocked_ddl.is_none(), "after resume: {inc:?}");
+    let mut s = Side { conn: &mut src, db: &db, table: "accounts" };
+    let tdb = format!("{db}_t");
+    let mut d = Side { conn: &mut tgt, db: &tdb, table: "accounts" };
+    same_structure(&mut s, &mut d).await?;
+    same_rows(&mut s, &mut d).await.map(|_| ())
 }

@@ -1,4 +1,5 @@
-//! The REST API (`/api/v1`): create, list, show, start, pause, resume, stop and delete tasks.
+//! The REST API (`/api/v1`): create, list, show, start, pause, resume, stop, skip-ddl and delete
+//! tasks.
 //!
 //! Specs arrive as YAML or JSON. Every refusal is a JSON body `{"error": ..., "problems": [...]}`
 //! that names the field or object and the fix. Passwords are sealed before the record is stored
@@ -111,6 +112,7 @@ async fn create(
         spec,
         desired: if q.start { DesiredState::Running } else { DesiredState::Paused },
         generation: u64::from(q.start),
+        skip_ddl: Vec::new(),
         created_at: now,
         updated_at: now,
     };
@@ -161,6 +163,19 @@ async fn action(
                 record.desired = DesiredState::Running;
                 record.generation = record.generation.max(st.epoch) + 1;
             }
+            "skip-ddl" => {
+                let sink = s.store.sink_status(&name).await?;
+                let Some(blocked) = sink.incremental.and_then(|i| i.blocked_ddl) else {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("task {name} is not stopped at a DDL statement; nothing to skip"),
+                    ));
+                };
+                if !record.skip_ddl.contains(&blocked.position.binlog) {
+                    record.skip_ddl.push(blocked.position.binlog.clone());
+                }
+                tracing::info!(task = name, position = %blocked.position, sql = blocked.sql, "DDL to be skipped");
+            }
             "pause" => record.desired = DesiredState::Paused,
             "stop" => record.desired = DesiredState::Stopped,
             _ => unreachable!("checked above"),
@@ -183,9 +198,11 @@ fn check_action(action: &str, st: &SchedulerStatus) -> ApiResult<()> {
         }
         ("start" | "resume", TaskState::Running) => refuse("the task is already running"),
         ("start" | "resume" | "pause" | "stop", _) => Ok(()),
+        ("skip-ddl", TaskState::Paused) => Ok(()),
+        ("skip-ddl", _) => refuse("only a paused task can skip a DDL statement"),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("unknown action {action}; use start, pause, resume or stop"),
+            format!("unknown action {action}; use start, pause, resume, stop or skip-ddl"),
         )),
     }
 }

@@ -266,27 +266,48 @@ pub struct LaneCheckpoint {
 /// Lane of barrier messages (DDL, heartbeats, transactions spanning partitions).
 pub const BARRIER_LANE: u32 = u32::MAX;
 
+const LANE_COLUMNS: &str = "lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started";
+
+fn lane_row(r: &sqlx::mysql::MySqlRow) -> Result<(u32, LaneCheckpoint), sqlx::Error> {
+    Ok((
+        r.try_get("lane")?,
+        LaneCheckpoint {
+            apply_seq: r.try_get("apply_seq")?,
+            cdc_seq: r.try_get("cdc_seq")?,
+            position: text(r, "position")?,
+            source_time_ms: r.try_get("source_time_ms")?,
+            ddl_started: r.try_get("ddl_started")?,
+        },
+    ))
+}
+
 pub async fn load_lanes(pool: &MySqlPool, task: &str) -> Result<Vec<(u32, LaneCheckpoint)>, sqlx::Error> {
-    sqlx::query(
-        "SELECT lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started FROM ferry_meta.apply_checkpoints WHERE task = ?",
-    )
+    sqlx::query(&format!("SELECT {LANE_COLUMNS} FROM ferry_meta.apply_checkpoints WHERE task = ?"))
+        .bind(task.to_owned())
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(lane_row)
+        .collect()
+}
+
+/// One lane's checkpoint as the target has it.
+pub async fn load_lane(
+    pool: &MySqlPool,
+    task: &str,
+    lane: u32,
+) -> Result<Option<LaneCheckpoint>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {LANE_COLUMNS} FROM ferry_meta.apply_checkpoints WHERE task = ? AND lane = ?"
+    ))
     .bind(task.to_owned())
-    .fetch_all(pool)
+    .bind(lane)
+    .fetch_optional(pool)
     .await?
-    .into_iter()
-    .map(|r| {
-        Ok((
-            r.try_get("lane")?,
-            LaneCheckpoint {
-                apply_seq: r.try_get("apply_seq")?,
-                cdc_seq: r.try_get("cdc_seq")?,
-                position: text(&r, "position")?,
-                source_time_ms: r.try_get("source_time_ms")?,
-                ddl_started: r.try_get("ddl_started")?,
-            },
-        ))
-    })
-    .collect()
+    .as_ref()
+    .map(lane_row)
+    .transpose()
+    .map(|o| o.map(|(_, cp)| cp))
 }
 
 /// Writes a lane's checkpoint, in the caller's transaction.

@@ -128,7 +128,7 @@ async fn run_once(
             "create the task again",
         )
     })?;
-    let mut spec = record.spec;
+    let TaskRecord { mut spec, skip_ddl, .. } = record;
     rt.secrets.open_spec(&mut spec)?;
     let concurrency = spec.full.write_concurrency as usize;
     let incremental = spec.phases.contains(&Phase::Incremental);
@@ -178,7 +178,7 @@ async fn run_once(
     };
     let full = consume::consume(&consumer, applier, concurrency, cancel.clone());
     let result = if incremental {
-        let apply = apply_incremental(rt, task, &spec, &pool, &progress, cancel);
+        let apply = apply_incremental(rt, task, &spec, skip_ddl, &pool, &progress, cancel);
         tokio::try_join!(async { full.await.map_err(JobError::from) }, apply).map(|_| ())
     } else {
         full.await.map_err(JobError::from)
@@ -194,6 +194,7 @@ async fn apply_incremental(
     rt: &Runtime,
     task: &str,
     spec: &TaskSpec,
+    skip_ddl: Vec<ferry_schemas::position::BinlogFilePos>,
     pool: &sqlx::MySqlPool,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
@@ -256,6 +257,8 @@ async fn apply_incremental(
         p1,
         lanes: std::sync::Mutex::new(lanes.into_iter().collect()),
         advanced: tokio::sync::Notify::new(),
+        skip_ddl,
+        uncertain: std::sync::Mutex::new(Default::default()),
     });
     consume::consume(&consumer, applier, partitions, cancel.clone()).await.map_err(JobError::from)
 }

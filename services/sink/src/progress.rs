@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use ferry_kit::nats::kv_put;
 use ferry_schemas::names;
 use ferry_schemas::position::SourcePosition;
-use ferry_schemas::status::{ErrorReport, IncrementalApplied, SinkStatus};
+use ferry_schemas::status::{BlockedDdl, ErrorReport, IncrementalApplied, SinkStatus};
 use sqlx::MySqlPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -105,7 +105,26 @@ impl Progress {
             inc.rows += rows;
             inc.transactions += transactions;
             inc.ddl += ddl;
+            if ddl > 0 {
+                inc.blocked_ddl = None;
+            }
             s.retrying = None;
+        });
+    }
+
+    /// Records the DDL the sink stopped at (see `BlockedDdl`).
+    pub fn ddl_blocked(&self, blocked: BlockedDdl) {
+        self.update(|s| {
+            s.incremental.get_or_insert_with(IncrementalApplied::default).blocked_ddl = Some(blocked)
+        });
+    }
+
+    /// Records a DDL passed over because the task lists it in `skip_ddl`.
+    pub fn ddl_skipped(&self) {
+        self.update(|s| {
+            let inc = s.incremental.get_or_insert_with(IncrementalApplied::default);
+            inc.ddl_skipped += 1;
+            inc.blocked_ddl = None;
         });
     }
 

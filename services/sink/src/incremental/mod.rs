@@ -17,6 +17,10 @@
 //! DDL is a barrier. It commits on its own, so the barrier lane records `ddl_started` before
 //! running it; a DDL redelivered after a crash that the target reports as already done
 //! (duplicate column, table exists, ...) is taken as applied.
+//!
+//! A failed write leaves its lane *uncertain*: a COMMIT whose answer was lost (the target or
+//! the network went down at that moment) may have taken effect. Before the lane's next attempt
+//! its checkpoint is read back from the target, so a committed batch is never applied twice.
 
 pub mod rows;
 
@@ -29,12 +33,13 @@ use ferry_kit::metrics::{self, Metrics};
 use ferry_schemas::cdc::{ApplyEvent, CdcEvent, DdlEvent, Transaction};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::position::{BinlogFilePos, SourcePosition};
+use ferry_schemas::status::BlockedDdl;
 use ferry_schemas::table::quote_ident;
 use ferry_schemas::task::TaskSpec;
 use futures::future::BoxFuture;
 use rows::RowError;
 use sqlx::MySqlPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -56,6 +61,10 @@ pub struct IncrementalApplier {
     pub lanes: Mutex<HashMap<u32, LaneCheckpoint>>,
     /// Signalled whenever a lane's checkpoint moves.
     pub advanced: tokio::sync::Notify,
+    /// DDL positions the task record says to skip (`ferry task skip-ddl`).
+    pub skip_ddl: Vec<BinlogFilePos>,
+    /// Lanes whose last write failed: their checkpoint in memory may be behind the target's.
+    pub uncertain: Mutex<HashSet<u32>>,
 }
 
 pub struct Item {
@@ -94,6 +103,43 @@ impl Handler for IncrementalApplier {
 
     fn handle<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
         Box::pin(async move {
+            self.settle_uncertain(item.lane).await?;
+            let result = self.handle_settled(item).await;
+            if result.is_err() {
+                self.mark_uncertain(item.lane);
+            }
+            result
+        })
+    }
+
+    fn handle_batch<'a>(&'a self, items: &'a [Item]) -> BoxFuture<'a, Result<Vec<Outcome>, Failure>> {
+        Box::pin(async move {
+            match items {
+                [one] if !matches!(one.env.body.event, CdcEvent::Transaction(_)) => {
+                    Ok(vec![self.handle(one).await?])
+                }
+                _ => {
+                    let Some(lane) = items.first().map(|i| i.lane) else { return Ok(Vec::new()) };
+                    self.settle_uncertain(lane).await?;
+                    let result = self.batch(items).await;
+                    if result.is_err() {
+                        self.mark_uncertain(lane);
+                    }
+                    result
+                }
+            }
+        })
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+}
+
+impl IncrementalApplier {
+    /// Applies one message of a lane whose checkpoint in memory is the target's.
+    fn handle_settled<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
+        Box::pin(async move {
             let done = self.lane(item.lane);
             if item.seq <= done.apply_seq {
                 return Ok(Outcome::Done);
@@ -131,19 +177,28 @@ impl Handler for IncrementalApplier {
         })
     }
 
-    fn handle_batch<'a>(&'a self, items: &'a [Item]) -> BoxFuture<'a, Result<Vec<Outcome>, Failure>> {
-        Box::pin(async move {
-            match items {
-                [one] if !matches!(one.env.body.event, CdcEvent::Transaction(_)) => {
-                    Ok(vec![self.handle(one).await?])
-                }
-                _ => self.batch(items).await,
-            }
-        })
+    fn mark_uncertain(&self, lane: u32) {
+        if let Ok(mut u) = self.uncertain.lock() {
+            u.insert(lane);
+        }
     }
 
-    fn max_batch(&self) -> usize {
-        MAX_BATCH
+    /// Reads an uncertain lane's checkpoint back from the target (see the module doc).
+    async fn settle_uncertain(&self, lane: u32) -> Result<(), Failure> {
+        if !self.uncertain.lock().is_ok_and(|u| u.contains(&lane)) {
+            return Ok(());
+        }
+        let stored = checkpoint::load_lane(&self.pool, &self.task, lane)
+            .await
+            .map_err(|e| target_failure(&e, "checkpoint", "reading a lane's checkpoint back"))?;
+        if let Some(cp) = stored {
+            tracing::info!(task = self.task, lane, apply_seq = cp.apply_seq, "lane checkpoint read back");
+            self.remember(lane, cp);
+        }
+        if let Ok(mut u) = self.uncertain.lock() {
+            u.remove(&lane);
+        }
+        Ok(())
     }
 }
 
@@ -381,7 +436,7 @@ impl IncrementalApplier {
                         "DDL on renamed table {t} (to {target}) cannot be replayed as written: {}",
                         d.sql
                     ),
-                    "apply the equivalent statement on the target by hand, then resume the task",
+                    "apply the equivalent statement on the target by hand, then `ferry task skip-ddl` and `ferry task resume`",
                 ));
             }
             if target.database != t.database && d.sql.contains(&format!("{}.", t.database)) {
@@ -389,7 +444,7 @@ impl IncrementalApplier {
                     "unsupported_ddl",
                     &t.to_string(),
                     format!("DDL names the renamed database {} explicitly: {}", t.database, d.sql),
-                    "apply the equivalent statement on the target by hand, then resume the task",
+                    "apply the equivalent statement on the target by hand, then `ferry task skip-ddl` and `ferry task resume`",
                 ));
             }
         }
@@ -404,7 +459,19 @@ impl IncrementalApplier {
         before: &LaneCheckpoint,
     ) -> Result<(), Failure> {
         let what = d.tables.first().map(|t| t.to_string()).unwrap_or_else(|| "DDL".into());
-        let database = self.check_ddl(d)?;
+        if self.skip_ddl.contains(&position.binlog) {
+            tracing::warn!(task = self.task, %position, sql = d.sql, "DDL skipped as the task asks");
+            self.checkpoint_only(item, position, d.committed_at).await?;
+            self.progress.ddl_skipped();
+            return Ok(());
+        }
+        let blocked = |f: Failure| {
+            if f.class != ferry_kit::ErrorClass::Transient {
+                self.progress.ddl_blocked(BlockedDdl { position: position.clone(), sql: d.sql.clone() });
+            }
+            f
+        };
+        let database = self.check_ddl(d).map_err(blocked)?;
         let mut conn = self.pool.acquire().await.map_err(|e| target_failure(&e, &what, "connecting"))?;
         let mut started = self.checkpoint_for(item, position, d.committed_at);
         started.apply_seq = before.apply_seq;
@@ -433,12 +500,13 @@ impl IncrementalApplier {
                 if f.class == ferry_kit::ErrorClass::Transient {
                     return Err(f);
                 }
-                return Err(definite(
+                return Err(blocked(definite(
                     "ddl_rejected",
                     &what,
                     f.report.message,
-                    "make the target accept the statement (or apply an equivalent change by hand), then resume the task",
-                ));
+                    "make the target accept the statement and resume the task, or apply an equivalent change by \
+                     hand, then `ferry task skip-ddl` and `ferry task resume`",
+                )));
             }
         }
         let mut cp = self.checkpoint_for(item, position, d.committed_at);
