@@ -204,3 +204,83 @@ async fn a_type_ferry_cannot_carry_is_refused_at_precheck() -> Result<()> {
     ensure!(!database_exists("target", &format!("{db}_t")).await?, "something was written to the target");
     Ok(())
 }
+
+/// The precheck of an incremental task probes the replication privileges one by one (each
+/// failure names the missing grant, each resume after granting it gets further) and refuses a
+/// start position the source no longer has.
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_privileges_and_a_purged_start_are_checked_at_precheck() -> Result<()> {
+    let (db, task, mut scenario, _cleanup) = crate::incremental::incremental_scenario("e2e_norepl").await?;
+    let user = db.clone();
+    let mut src = admin("source").await?;
+    src.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'norepl-pass'; GRANT SELECT ON `{db}`.* TO '{user}'@'%'"
+    ))
+    .await?;
+    scenario.vars.insert("source_user".into(), user.clone());
+    scenario.vars.insert("source_password".into(), "norepl-pass".into());
+    let stack = Stack::start("no_repl").await?;
+    let result = async {
+        let failing = |v: &ferry_schemas::status::TaskStatusView| {
+            v.precheck
+                .iter()
+                .filter(|c| c.outcome == ferry_schemas::status::CheckOutcome::Fail)
+                .map(|c| format!("{}: {} (fix: {})", c.check, c.message, c.fix.clone().unwrap_or_default()))
+                .collect::<Vec<_>>()
+        };
+        stack.create_and_start(&scenario.render("task.yaml")?).await?;
+        let v = stack.wait_settled(&task, Duration::from_secs(120)).await?;
+        let fails = failing(&v);
+        ensure!(
+            v.state == TaskState::Paused
+                && fails.len() == 1
+                && fails[0].starts_with("replication_privilege")
+                && fails[0].contains("GRANT REPLICATION CLIENT"),
+            "without REPLICATION CLIENT: {fails:?}"
+        );
+
+        src.query_drop(format!("GRANT REPLICATION CLIENT ON *.* TO '{user}'@'%'")).await?;
+        let (code, _) = stack.post(&format!("/tasks/{task}/resume"), String::new()).await?;
+        ensure!(code == 202, "resume: {code}");
+        let v = crate::harness::eventually("the second precheck", Duration::from_secs(120), || async {
+            let v = stack.status(&task).await?;
+            Ok((v.state == TaskState::Paused && failing(&v).iter().any(|f| f.contains("REPLICATION SLAVE")))
+                .then_some(v))
+        })
+        .await?;
+        ensure!(failing(&v).len() == 1, "with REPLICATION CLIENT only: {:?}", failing(&v));
+
+        src.query_drop(format!("GRANT REPLICATION SLAVE ON *.* TO '{user}'@'%'")).await?;
+        let (code, _) = stack.post(&format!("/tasks/{task}/resume"), String::new()).await?;
+        ensure!(code == 202, "resume: {code}");
+        crate::incremental::wait_phase(
+            &stack,
+            &task,
+            ferry_schemas::task::Phase::Incremental,
+            Duration::from_secs(300),
+        )
+        .await?;
+
+        // A second task asked to start in a binlog file the source does not have.
+        let purged_task = format!("{task}-purged");
+        let spec = scenario
+            .render("task.yaml")?
+            .replace(&format!("name: \"{task}\""), &format!("name: \"{purged_task}\""))
+            .replace("phases: [precheck, schema, full, incremental]", "phases: [precheck, incremental]")
+            .replace("incremental:\n", "incremental:\n  start: {file: purged-bin.000001, offset: 4}\n");
+        stack.create_and_start(&spec).await?;
+        let v = stack.wait_settled(&purged_task, Duration::from_secs(120)).await?;
+        let fails = failing(&v);
+        ensure!(
+            v.state == TaskState::Paused
+                && fails.len() == 1
+                && fails[0].starts_with("binlog_position")
+                && fails[0].contains("purged-bin.000001 is no longer on the source"),
+            "purged start: {fails:?}"
+        );
+        Ok(())
+    }
+    .await;
+    src.query_drop(format!("DROP USER '{user}'@'%'")).await?;
+    result
+}

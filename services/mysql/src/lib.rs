@@ -4,6 +4,7 @@
 //!
 //! [`TableSchema`]: ferry_schemas::table::TableSchema
 
+pub mod binlog_access;
 pub mod catalog;
 pub mod conn;
 pub mod error;

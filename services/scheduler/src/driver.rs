@@ -107,7 +107,12 @@ impl Driver {
         if !running {
             let mut spec = record.spec.clone();
             self.rt.secrets.open_spec(&mut spec)?;
-            let handle = tokio::spawn(async move { precheck::run(&spec).await });
+            // Where capture would read from if the task resumes now (store, else the copy's P0).
+            let resume_at = match self.store.store_status(&task).await?.position {
+                Some(p) => Some(p.binlog),
+                None => self.store.full_status(&task).await?.p0.map(|p| p.binlog),
+            };
+            let handle = tokio::spawn(async move { precheck::run(&spec, resume_at).await });
             self.prechecks.insert(task, (st.epoch, handle));
             return Ok(());
         }

@@ -3,11 +3,13 @@
 //! Each check yields a result that names the object and the fix. A `fail` pauses the task; a
 //! `warn` is shown in the status and the task continues.
 
+use ferry_mysql::binlog_access;
 use ferry_mysql::catalog::{self, ObjectKind};
 use ferry_mysql::conn::connect_once;
-use ferry_mysql::error::server_code;
+use ferry_mysql::error::{server_code, server_code_of};
 use ferry_schemas::full::ExistingTablePolicy;
 use ferry_schemas::names::TARGET_META_DB;
+use ferry_schemas::position::BinlogFilePos;
 use ferry_schemas::status::{CheckOutcome, CheckResult};
 use ferry_schemas::table::{quote_ident, KeyKind, TableRef};
 use ferry_schemas::task::{Endpoint, Phase, TaskSpec};
@@ -32,14 +34,15 @@ fn fail(check: &str, object: Option<String>, message: String, fix: &str) -> Chec
     result(check, object, CheckOutcome::Fail, message, Some(fix))
 }
 
-/// Runs every check against a spec whose passwords are opened.
-pub async fn run(spec: &TaskSpec) -> Vec<CheckResult> {
+/// Runs every check against a spec whose passwords are opened. `resume_at` is where capture
+/// continues when the task ran before (it must still be in the source's binlog).
+pub async fn run(spec: &TaskSpec, resume_at: Option<BinlogFilePos>) -> Vec<CheckResult> {
     let mut out = Vec::new();
     let source = connect(&spec.source, "source", &mut out).await;
     let target = connect(&spec.target, "target", &mut out).await;
     let planned = match source {
         Some(mut conn) => {
-            let planned = check_source(&mut conn, spec, &mut out).await;
+            let planned = check_source(&mut conn, spec, resume_at, &mut out).await;
             let _ = conn.disconnect().await;
             planned
         }
@@ -82,17 +85,11 @@ async fn connect(endpoint: &Endpoint, role: &str, out: &mut Vec<CheckResult>) ->
     }
 }
 
-fn server_code_of(e: &ferry_mysql::SourceError) -> Option<u16> {
-    match e {
-        ferry_mysql::SourceError::Mysql { source, .. } => server_code(source),
-        _ => None,
-    }
-}
-
 /// Checks the source objects; returns (source, target) of every table and view to migrate.
 async fn check_source(
     conn: &mut Conn,
     spec: &TaskSpec,
+    resume_at: Option<BinlogFilePos>,
     out: &mut Vec<CheckResult>,
 ) -> Vec<(TableRef, TableRef)> {
     let objects = match catalog::list_objects(conn, &spec.objects).await {
@@ -138,6 +135,7 @@ async fn check_source(
     }
     if spec.phases.contains(&Phase::Incremental) {
         check_binlog(conn, out).await;
+        check_replication(conn, spec, resume_at, out).await;
     }
     planned
 }
@@ -247,6 +245,69 @@ async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
             format!("binlog_row_image is {}, not FULL", get("binlog_row_image")),
             "SET GLOBAL binlog_row_image = 'FULL'",
         ));
+    }
+}
+
+/// Error codes of a refused privilege.
+const ACCESS_DENIED: &[u16] = &[1044, 1045, 1142, 1227];
+
+/// REPLICATION CLIENT and SLAVE, and that the binlog still holds where capture starts.
+async fn check_replication(
+    conn: &mut Conn,
+    spec: &TaskSpec,
+    resume_at: Option<BinlogFilePos>,
+    out: &mut Vec<CheckResult>,
+) {
+    let user = &spec.source.user;
+    let files = match binlog_access::binary_logs(conn).await {
+        Ok(f) => f,
+        Err(e) => {
+            let denied = server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c));
+            out.push(fail(
+                "replication_privilege",
+                Some(user.clone()),
+                if denied {
+                    format!("the source user {user} may not list binlog files (REPLICATION CLIENT): {e}")
+                } else {
+                    format!("cannot list the source's binlog files: {e}")
+                },
+                "GRANT REPLICATION CLIENT ON *.* TO the migration user (MariaDB 10.5+: BINLOG MONITOR)",
+            ));
+            return;
+        }
+    };
+    let Some(end) = ferry_mysql::position::current(conn).await.ok().flatten() else { return };
+    // A replica id of its own: a second dump with the store's id would disconnect the store.
+    let probe_id = 4_000_000_000 + (std::process::id() % 100_000_000);
+    if let Err(e) = binlog_access::probe_dump(&spec.source, probe_id, &end.binlog).await {
+        let denied = server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c));
+        out.push(fail(
+            "replication_privilege",
+            Some(user.clone()),
+            if denied {
+                format!("the source user {user} may not read the binlog (REPLICATION SLAVE): {e}")
+            } else {
+                format!("cannot read the source's binlog: {e}")
+            },
+            "GRANT REPLICATION SLAVE ON *.* TO the migration user",
+        ));
+        return;
+    }
+    // Once capture ran, it resumes from its own position, not from incremental.start.
+    let start = match resume_at {
+        Some(p) => Some((p, "the position capture resumes from")),
+        None => spec.incremental.start.clone().map(|p| (p, "incremental.start")),
+    };
+    if let Some((start, what)) = start {
+        if let Some(why) = binlog_access::unavailable(&files, &start) {
+            out.push(fail(
+                "binlog_position",
+                Some(start.to_string()),
+                format!("{why}: {what} cannot be read"),
+                "start a new task with a full phase (or an incremental.start the source still has), and keep \
+                 binlogs longer on the source (expire_logs_days / binlog_expire_logs_seconds)",
+            ));
+        }
     }
 }
 

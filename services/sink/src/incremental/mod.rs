@@ -142,8 +142,18 @@ impl IncrementalApplier {
         Box::pin(async move {
             let done = self.lane(item.lane);
             if item.seq <= done.apply_seq {
+                tracing::debug!(task = self.task, lane = item.lane, seq = item.seq, "applied before");
                 return Ok(Outcome::Done);
             }
+            tracing::debug!(
+                task = self.task,
+                lane = item.lane,
+                seq = item.seq,
+                cdc_seq = item.env.body.cdc_seq,
+                prev_barrier = item.env.body.prev_barrier_seq,
+                partition_last = ?item.env.body.partition_last,
+                "barrier or single"
+            );
             if !self.predecessors_applied(&item.env.body) {
                 // Delivered ahead of a message it must follow (redelivery after a crash or a
                 // lost delivery): come back once that one is applied.
@@ -284,6 +294,16 @@ impl IncrementalApplier {
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut rows = Vec::with_capacity(group.len());
         for (item, txn) in group {
+            tracing::debug!(
+                task = self.task,
+                lane = item.lane,
+                seq = item.seq,
+                cdc_seq = item.env.body.cdc_seq,
+                prev_partition = item.env.body.prev_partition_seq,
+                prev_barrier = item.env.body.prev_barrier_seq,
+                position = %position_of(item),
+                "applying"
+            );
             let position = position_of(item);
             let safe = self.safe(&position);
             let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
@@ -378,6 +398,7 @@ impl IncrementalApplier {
                 let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
                 // Applied before, or a second copy of one in this group (a redelivery).
                 if item.seq <= local {
+                    tracing::debug!(task = self.task, lane, seq = item.seq, local, "applied before");
                     i += 1;
                     continue;
                 }
