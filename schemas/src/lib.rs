@@ -10,6 +10,7 @@ pub mod cdc;
 pub mod control;
 pub mod envelope;
 pub mod full;
+pub mod literal;
 pub mod names;
 pub mod position;
 pub mod status;

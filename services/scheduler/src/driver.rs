@@ -35,7 +35,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(rt: Runtime) -> Self {
-        let store = Store { buckets: rt.buckets.clone() };
+        let store = Store { buckets: rt.buckets.clone(), js: rt.nats.js.clone() };
         Self { rt, store, prechecks: HashMap::new() }
     }
 

@@ -31,7 +31,7 @@ pub async fn start(
 ) -> Result<(SocketAddr, JoinHandle<()>), ferry_kit::KitError> {
     let state = api::ApiState {
         rt: rt.clone(),
-        store: store::Store { buckets: rt.buckets.clone() },
+        store: store::Store { buckets: rt.buckets.clone(), js: rt.nats.js.clone() },
         token: config.api_token,
     };
     let bound = rt.serve_http(addr, api::router(state), shutdown.clone()).await?;

@@ -25,6 +25,7 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
     let sink = store.sink_status(task).await?;
     let capture = store.store_status(task).await?;
     let dispatcher = store.dispatcher_status(task).await?;
+    let watermark = if sink.incremental.is_some() { store.applied_watermark(task).await } else { None };
     let mut tables = Vec::with_capacity(fm.tables.len());
     for t in &fm.tables {
         let p = store.table_progress(task, &t.database, &t.table).await?;
@@ -69,8 +70,14 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
         views_published: fm.views_published,
         views_applied: sink.views_applied,
         source_position: capture.position.clone(),
-        applied_position: sink.incremental.as_ref().and_then(|i| i.position.clone()),
-        delay_seconds: sink.incremental.as_ref().map(delay_seconds),
+        applied_position: watermark
+            .as_ref()
+            .map(|w| w.position.clone())
+            .or_else(|| sink.incremental.as_ref().and_then(|i| i.position.clone())),
+        delay_seconds: match &watermark {
+            Some(w) => Some(age(w.source_time)),
+            None => sink.incremental.as_ref().map(delay_seconds),
+        },
         incremental: sink.incremental.clone(),
     })
 }
@@ -79,9 +86,13 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
 /// (heartbeats keep it current while the source is idle).
 pub fn delay_seconds(applied: &IncrementalApplied) -> f64 {
     match applied.source_time {
-        Some(t) => (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0,
+        Some(t) => age(t),
         None => applied.delay_seconds,
     }
+}
+
+fn age(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
 }
 
 pub fn initial_status(_record: &TaskRecord) -> SchedulerStatus {

@@ -23,6 +23,7 @@
 //! its checkpoint is read back from the target, so a committed batch is never applied twice.
 
 pub mod rows;
+pub mod script;
 
 use crate::checkpoint::{self, LaneCheckpoint, BARRIER_LANE};
 use crate::error::{definite, target_failure};
@@ -171,7 +172,7 @@ impl IncrementalApplier {
             let (source_time, rows, txns, ddl) = match &item.env.body.event {
                 CdcEvent::Transaction(txn) => {
                     let rows = self.transactions(&[(item, txn)]).await?;
-                    (txn.committed_at, rows.iter().sum(), 1, 0)
+                    (txn.committed_at, rows.iter().sum(), u64::from(txn.last_part), 0)
                 }
                 CdcEvent::Ddl(d) => {
                     self.ddl(item, d, &position, &done).await?;
@@ -182,7 +183,7 @@ impl IncrementalApplier {
                     (h.source_time, 0, 0, 0)
                 }
             };
-            self.applied(position, source_time, rows, txns, ddl);
+            self.applied(applied_position(item), source_time, rows, txns, ddl);
             Ok(Outcome::Done)
         })
     }
@@ -214,6 +215,19 @@ impl IncrementalApplier {
 
 /// Consecutive transactions of one partition applied in one target transaction at most.
 const MAX_BATCH: usize = 64;
+
+/// The source position reached once `item` is applied: a part of a split transaction that is
+/// not its last has not reached the transaction's end (its envelope position) yet, only its
+/// beginning.
+fn applied_position(item: &Item) -> SourcePosition {
+    let position = position_of(item);
+    match &item.env.body.event {
+        CdcEvent::Transaction(Transaction { last_part: false, begin: Some(begin), .. }) => {
+            SourcePosition { binlog: begin.clone(), ..position }
+        }
+        _ => position,
+    }
+}
 
 fn position_of(item: &Item) -> SourcePosition {
     item.env.position.clone().unwrap_or_else(|| SourcePosition {
@@ -293,7 +307,8 @@ impl IncrementalApplier {
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut rows = Vec::with_capacity(group.len());
-        for (item, txn) in group {
+        let mut script = script::Script::default();
+        for (n, (item, txn)) in group.iter().enumerate() {
             tracing::debug!(
                 task = self.task,
                 lane = item.lane,
@@ -305,11 +320,19 @@ impl IncrementalApplier {
                 "applying"
             );
             let position = position_of(item);
-            let safe = self.safe(&position);
             let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
-            rows.push(rows::apply(&mut tx, txn, safe).await.map_err(|e| self.failure(e, &position, &what))?);
+            script.transaction(n);
+            rows.push(
+                rows::plan(&mut script, txn, self.safe(&position))
+                    .map_err(|e| self.failure(e, &position, &what))?,
+            );
         }
-        let cp = self.checkpoint_for(last, &position_of(last), last_txn.committed_at);
+        script.run(&mut tx).await.map_err(|f| {
+            let (item, txn) = group[f.txn.min(group.len() - 1)];
+            let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
+            self.failure(f.error, &position_of(item), &what)
+        })?;
+        let cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
         checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
@@ -412,7 +435,7 @@ impl IncrementalApplier {
             if !group.is_empty() {
                 let rows = self.transactions(&group).await?;
                 for ((item, txn), n) in group.iter().zip(rows) {
-                    self.applied(position_of(item), txn.committed_at, n, 1, 0);
+                    self.applied(applied_position(item), txn.committed_at, n, u64::from(txn.last_part), 0);
                 }
                 continue;
             }

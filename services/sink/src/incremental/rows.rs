@@ -7,19 +7,17 @@
 //! colliding on a unique key; every later state of such a row is still ahead in the log), an
 //! update that moves a key deletes the old key first, and deletes remove by key whether or not
 //! the row is there. Consecutive inserts (or safe-mode writes) to one table become one
-//! multi-row statement; order between changes is otherwise kept. Statements are prepared once
-//! per connection and shape (sqlx's statement cache): a row statement costs one round trip.
+//! multi-row statement; order between changes is otherwise kept. Statements go into a
+//! [`Script`] with their checks and are sent many per round trip.
 
+use super::script::{Check, Script};
 use crate::error::definite;
-use crate::full::bind::{self, push_value};
 use ferry_kit::consume::Failure;
 use ferry_schemas::cdc::{ChangeOp, RowChange, TableVersion, Transaction};
-use ferry_schemas::full::BatchColumn;
+use ferry_schemas::literal::push_literal;
 use ferry_schemas::table::quote_ident;
 use ferry_schemas::value::SqlValue;
 use serde_json::Value as Json;
-use sqlx::mysql::MySql;
-use sqlx::{MySqlConnection, QueryBuilder};
 
 /// What went wrong with a change, before it is turned into an operator report.
 pub enum RowError {
@@ -47,8 +45,10 @@ impl<'a> Shape<'a> {
         Self { tv, find: if keyless { write.clone() } else { find }, write, keyless }
     }
 
-    fn columns(&self) -> Vec<BatchColumn> {
-        self.write.iter().map(|i| self.tv.columns[*i].clone()).collect()
+    /// `(a, b, c)`: the written columns.
+    fn column_list(&self) -> String {
+        let names: Vec<String> = self.write.iter().map(|i| quote_ident(&self.tv.columns[*i].name)).collect();
+        format!("({})", names.join(", "))
     }
 }
 
@@ -93,8 +93,11 @@ fn key_of(shape: &Shape<'_>, row: &[SqlValue]) -> Vec<SqlValue> {
     shape.find.iter().map(|i| row[*i].clone()).collect()
 }
 
-/// Applies the transaction's changes on `conn` (inside the caller's transaction). Returns rows.
-pub async fn apply(conn: &mut MySqlConnection, txn: &Transaction, safe: bool) -> Result<u64, RowError> {
+/// Rows per multi-row INSERT/REPLACE.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Appends the transaction's changes to `script`. Returns the rows changed.
+pub fn plan(script: &mut Script, txn: &Transaction, safe: bool) -> Result<u64, RowError> {
     let mut i = 0;
     let mut rows = 0u64;
     while i < txn.changes.len() {
@@ -129,18 +132,7 @@ pub async fn apply(conn: &mut MySqlConnection, txn: &Transaction, safe: bool) ->
                 j += 1;
             }
             let verb = if safe && !shape.keyless { "REPLACE" } else { "INSERT" };
-            for mut stmt in bind::statements(verb, &tv.table, &shape.columns(), &batch) {
-                stmt.build().execute(&mut *conn).await.map_err(|e| {
-                    if crate::error::target_code(&e) == Some(1062) && !safe {
-                        RowError::Diverged(format!(
-                            "insert into {} hit an existing row with the same key: {e}",
-                            tv.table
-                        ))
-                    } else {
-                        RowError::Target(e, format!("{verb} INTO {}", tv.table))
-                    }
-                })?;
-            }
+            write_rows(script, &shape, verb, &batch, !safe);
             rows += batch.len() as u64;
             i = j;
             continue;
@@ -150,28 +142,21 @@ pub async fn apply(conn: &mut MySqlConnection, txn: &Transaction, safe: bool) ->
                 let before = values(tv, image(change, false)?)?;
                 let after = values(tv, image(change, true)?)?;
                 if !shape.keyless {
-                    delete(conn, &shape, &key_of(&shape, &before), false).await?;
+                    delete(script, &shape, &key_of(&shape, &before), false);
                     let row: Vec<SqlValue> = shape.write.iter().map(|k| after[*k].clone()).collect();
-                    for mut stmt in
-                        bind::statements("REPLACE", &tv.table, &shape.columns(), std::slice::from_ref(&row))
-                    {
-                        stmt.build()
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(|e| RowError::Target(e, format!("REPLACE INTO {}", tv.table)))?;
-                    }
+                    write_rows(script, &shape, "REPLACE", std::slice::from_ref(&row), false);
                 } else {
-                    update(conn, &shape, &before, &after, false).await?;
+                    update(script, &shape, &before, &after, false);
                 }
             }
             ChangeOp::Update => {
                 let before = values(tv, image(change, false)?)?;
                 let after = values(tv, image(change, true)?)?;
-                update(conn, &shape, &before, &after, true).await?;
+                update(script, &shape, &before, &after, true);
             }
             ChangeOp::Delete => {
                 let before = values(tv, image(change, false)?)?;
-                delete(conn, &shape, &key_of(&shape, &before), !safe).await?;
+                delete(script, &shape, &key_of(&shape, &before), !safe);
             }
             ChangeOp::Insert => unreachable_insert()?,
         }
@@ -193,72 +178,76 @@ fn key_moves(shape: &Shape<'_>, c: &RowChange) -> bool {
     }
 }
 
-fn push_where<'q>(qb: &mut QueryBuilder<'q, MySql>, shape: &Shape<'_>, find: &'q [SqlValue]) {
-    qb.push(" WHERE ");
+/// `verb INTO table (cols) VALUES (..), ...`; in normal mode a duplicate key is divergence.
+fn write_rows(script: &mut Script, shape: &Shape<'_>, verb: &str, rows: &[Vec<SqlValue>], strict: bool) {
+    let table = &shape.tv.table;
+    let head = format!("{verb} INTO {} {} VALUES ", table.quoted(), shape.column_list());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = head.clone();
+        for (n, row) in chunk.iter().enumerate() {
+            sql.push_str(if n == 0 { "(" } else { ", (" });
+            for (k, v) in row.iter().enumerate() {
+                if k > 0 {
+                    sql.push_str(", ");
+                }
+                push_literal(&mut sql, v);
+            }
+            sql.push(')');
+        }
+        let check = if strict {
+            Check::NoDuplicate(format!("insert into {table} hit an existing row with the same key"))
+        } else {
+            Check::Nothing
+        };
+        script.push(&sql, format!("{verb} INTO {table}"), check);
+    }
+}
+
+fn push_where(sql: &mut String, shape: &Shape<'_>, find: &[SqlValue]) {
+    sql.push_str(" WHERE ");
     for (n, (idx, v)) in shape.find.iter().zip(find).enumerate() {
         if n > 0 {
-            qb.push(" AND ");
+            sql.push_str(" AND ");
         }
-        qb.push(quote_ident(&shape.tv.columns[*idx].name));
+        sql.push_str(&quote_ident(&shape.tv.columns[*idx].name));
         // `<=>` matches NULL too (keyless tables compare every column).
-        qb.push(" <=> ");
-        push_value(qb, v);
+        sql.push_str(" <=> ");
+        push_literal(sql, v);
     }
     if shape.keyless {
-        qb.push(" LIMIT 1");
+        sql.push_str(" LIMIT 1");
     }
 }
 
-async fn delete(
-    conn: &mut MySqlConnection,
-    shape: &Shape<'_>,
-    find: &[SqlValue],
-    must_match: bool,
-) -> Result<(), RowError> {
-    let mut qb = QueryBuilder::<MySql>::new(format!("DELETE FROM {}", shape.tv.table.quoted()));
-    push_where(&mut qb, shape, find);
-    let done = qb
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| RowError::Target(e, format!("DELETE FROM {}", shape.tv.table)))?;
-    if must_match && done.rows_affected() == 0 {
-        return Err(RowError::Diverged(format!(
-            "the row to delete from {} is not in the target",
-            shape.tv.table
-        )));
-    }
-    Ok(())
+fn delete(script: &mut Script, shape: &Shape<'_>, find: &[SqlValue], must_match: bool) {
+    let table = &shape.tv.table;
+    let mut sql = format!("DELETE FROM {}", table.quoted());
+    push_where(&mut sql, shape, find);
+    let check = if must_match {
+        Check::MustMatch(format!("the row to delete from {table} is not in the target"))
+    } else {
+        Check::Nothing
+    };
+    script.push(&sql, format!("DELETE FROM {table}"), check);
 }
 
-async fn update(
-    conn: &mut MySqlConnection,
-    shape: &Shape<'_>,
-    before: &[SqlValue],
-    after: &[SqlValue],
-    must_match: bool,
-) -> Result<(), RowError> {
+fn update(script: &mut Script, shape: &Shape<'_>, before: &[SqlValue], after: &[SqlValue], must_match: bool) {
+    let table = &shape.tv.table;
     let find = key_of(shape, before);
-    let mut qb = QueryBuilder::<MySql>::new(format!("UPDATE {} SET ", shape.tv.table.quoted()));
+    let mut sql = format!("UPDATE {} SET ", table.quoted());
     for (n, idx) in shape.write.iter().enumerate() {
         if n > 0 {
-            qb.push(", ");
+            sql.push_str(", ");
         }
-        qb.push(quote_ident(&shape.tv.columns[*idx].name));
-        qb.push(" = ");
-        push_value(&mut qb, &after[*idx]);
+        sql.push_str(&quote_ident(&shape.tv.columns[*idx].name));
+        sql.push_str(" = ");
+        push_literal(&mut sql, &after[*idx]);
     }
-    push_where(&mut qb, shape, &find);
-    let done = qb
-        .build()
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| RowError::Target(e, format!("UPDATE {}", shape.tv.table)))?;
-    if must_match && done.rows_affected() == 0 {
-        return Err(RowError::Diverged(format!(
-            "the row to update in {} is not in the target",
-            shape.tv.table
-        )));
-    }
-    Ok(())
+    push_where(&mut sql, shape, &find);
+    let check = if must_match {
+        Check::MustMatch(format!("the row to update in {table} is not in the target"))
+    } else {
+        Check::Nothing
+    };
+    script.push(&sql, format!("UPDATE {table}"), check);
 }
