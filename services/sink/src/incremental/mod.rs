@@ -213,6 +213,18 @@ impl IncrementalApplier {
     }
 }
 
+/// See [`IncrementalApplier::ready`]; `applied` gives a lane's checkpoint.
+fn ready(ev: &ApplyEvent, local: u64, applied: impl Fn(u32) -> u64) -> bool {
+    let own = match ev.partition {
+        Some(_) => ev.prev_partition_seq <= local && applied(BARRIER_LANE) >= ev.prev_barrier_seq,
+        None => {
+            ev.prev_barrier_seq <= local
+                && ev.partition_last.iter().enumerate().all(|(p, seq)| applied(p as u32) >= *seq)
+        }
+    };
+    own && ev.after.iter().all(|a| applied(a.partition) >= a.seq)
+}
+
 /// Consecutive transactions of one partition applied in one target transaction at most.
 const MAX_BATCH: usize = 64;
 
@@ -240,18 +252,8 @@ fn position_of(item: &Item) -> SourcePosition {
 impl IncrementalApplier {
     /// True when every message this one must follow (see `ApplyEvent`) has been applied.
     fn predecessors_applied(&self, ev: &ApplyEvent) -> bool {
-        let Ok(lanes) = self.lanes.lock() else { return false };
-        let applied = |lane: u32| lanes.get(&lane).map_or(0, |c| c.apply_seq);
-        if applied(BARRIER_LANE) < ev.prev_barrier_seq {
-            return false;
-        }
-        if !ev.after.iter().all(|a| applied(a.partition) >= a.seq) {
-            return false;
-        }
-        match ev.partition {
-            Some(p) => applied(p) >= ev.prev_partition_seq,
-            None => ev.partition_last.iter().enumerate().all(|(p, seq)| applied(p as u32) >= *seq),
-        }
+        let lane = ev.partition.unwrap_or(BARRIER_LANE);
+        self.ready(ev, self.lane(lane).apply_seq)
     }
 
     fn lane(&self, lane: u32) -> LaneCheckpoint {
@@ -365,13 +367,14 @@ impl IncrementalApplier {
         self.metrics.sink_delay.get_or_create(&metrics::task(&self.task)).set(delay);
     }
 
-    /// True when `ev`, following `local` in its own lane, may apply now.
+    /// True when `ev` may apply now, `local` being the last message applied (or about to be,
+    /// earlier in the same target transaction) in its own lane. A partition message follows
+    /// its partition's previous message and the last barrier; a barrier follows the previous
+    /// barrier and the last message of every partition (whatever this process has seen: a
+    /// message held back or naked is not in flight here, but the barrier still waits for it).
     fn ready(&self, ev: &ApplyEvent, local: u64) -> bool {
         let Ok(lanes) = self.lanes.lock() else { return false };
-        let applied = |lane: u32| lanes.get(&lane).map_or(0, |c| c.apply_seq);
-        applied(BARRIER_LANE) >= ev.prev_barrier_seq
-            && ev.prev_partition_seq <= local
-            && ev.after.iter().all(|a| applied(a.partition) >= a.seq)
+        ready(ev, local, |lane| lanes.get(&lane).map_or(0, |c| c.apply_seq))
     }
 
     /// Waits (in this process, up to [`WAIT_IN_PROCESS`]) until `ev` may apply after `local`.
@@ -560,5 +563,51 @@ impl IncrementalApplier {
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
         self.remember(item.lane, cp);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_schemas::cdc::Heartbeat;
+
+    fn event(
+        partition: Option<u32>,
+        prev_partition_seq: u64,
+        prev_barrier_seq: u64,
+        last: Vec<u64>,
+    ) -> ApplyEvent {
+        ApplyEvent {
+            cdc_seq: 1,
+            partition,
+            prev_partition_seq,
+            prev_barrier_seq,
+            partition_last: last,
+            after: Vec::new(),
+            event: CdcEvent::Heartbeat(Heartbeat { source_time: chrono::Utc::now() }),
+        }
+    }
+
+    #[test]
+    fn a_barrier_waits_for_every_partition_even_messages_not_in_flight_here() {
+        // Partition 1's last message before the barrier (seq 7) was handed back (naked) and is
+        // not in this process: the barrier must not run.
+        let checkpoints = |lane: u32| match lane {
+            0 => 6,
+            1 => 5,
+            _ => 0,
+        };
+        let barrier = event(None, 0, 0, vec![6, 7]);
+        assert!(!ready(&barrier, 0, checkpoints));
+        assert!(ready(&barrier, 0, |lane| if lane == 1 { 7 } else { checkpoints(lane) }));
+    }
+
+    #[test]
+    fn a_partition_message_follows_its_predecessor_and_the_last_barrier() {
+        let m = event(Some(2), 10, 8, Vec::new());
+        let barrier_done = |lane: u32| if lane == BARRIER_LANE { 8 } else { 0 };
+        assert!(ready(&m, 10, barrier_done));
+        assert!(!ready(&m, 9, barrier_done));
+        assert!(!ready(&m, 10, |_| 0));
     }
 }
