@@ -187,6 +187,13 @@ pub struct IncrementalOptions {
     /// binlog when the task first starts). With a full phase capture starts at its P0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<crate::position::BinlogFilePos>,
+    /// Start after the transaction with this MariaDB GTID (`domain-server-seq`, one per
+    /// domain, comma-separated: the replica's `gtid_slave_pos` style).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_gtid: Option<String>,
+    /// Start at the first transaction committed at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     pub dml: DmlFilter,
     /// Replicate DDL (ALTER/CREATE/DROP/RENAME/TRUNCATE) of the task's tables.
@@ -209,6 +216,8 @@ impl Default for IncrementalOptions {
         Self {
             partitions: default_partitions(),
             start: None,
+            start_gtid: None,
+            start_time: None,
             dml: DmlFilter::default(),
             ddl: true,
             retention_hours: default_retention_hours(),
@@ -378,12 +387,38 @@ impl TaskSpec {
         if i.retention_hours == 0 {
             out.push(problem("incremental.retention_hours", "0 keeps no changes", "use at least 1 (hours)"));
         }
-        if i.start.is_some() && self.phases.contains(&Phase::Full) {
+        let starts: Vec<&str> = [
+            (i.start.is_some(), "incremental.start"),
+            (i.start_gtid.is_some(), "incremental.start_gtid"),
+            (i.start_time.is_some(), "incremental.start_time"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if let Some(first) = starts.first() {
+            if self.phases.contains(&Phase::Full) {
+                out.push(problem(
+                    first,
+                    "a start point cannot be combined with the full phase",
+                    format!("remove {first} (capture starts where the full copy starts), or remove the full phase"),
+                ));
+            }
+        }
+        if starts.len() > 1 {
             out.push(problem(
-                "incremental.start",
-                "a start position cannot be combined with the full phase",
-                "remove incremental.start (capture starts where the full copy starts), or remove the full phase",
+                starts[1],
+                format!("only one start point may be given, not {}", starts.join(" and ")),
+                "keep one of incremental.start, incremental.start_gtid and incremental.start_time",
             ));
+        }
+        if let Some(g) = &i.start_gtid {
+            if g.parse::<crate::position::MariaGtidList>().map_or(true, |l| l.0.is_empty()) {
+                out.push(problem(
+                    "incremental.start_gtid",
+                    format!("{g:?} is not a MariaDB GTID list"),
+                    "write it as domain-server-sequence, e.g. 0-1-1403 (several domains: 0-1-1403,1-2-77)",
+                ));
+            }
         }
     }
 
@@ -465,5 +500,25 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret("hunter2".into());
         assert_eq!(format!("{s} {s:?}"), "*** ***");
+    }
+
+    #[test]
+    fn one_start_point_and_a_valid_gtid() {
+        let spec = |incremental: serde_json::Value| -> TaskSpec {
+            let endpoint = serde_json::json!({"kind": "mariadb", "host": "h", "port": 3306, "user": "u", "password": "p"});
+            serde_json::from_value(serde_json::json!({
+                "name": "t", "source": endpoint, "target": endpoint, "objects": {"include": ["shop"]},
+                "phases": ["precheck", "incremental"], "incremental": incremental,
+            }))
+            .unwrap_or_else(|e| panic!("spec: {e}"))
+        };
+        let fields = |s: TaskSpec| s.validate().into_iter().map(|p| p.field).collect::<Vec<_>>();
+        assert!(fields(spec(serde_json::json!({"start_gtid": "0-1-100,1-2-7"}))).is_empty());
+        assert!(fields(spec(serde_json::json!({"start_time": "2026-11-21T10:00:00Z"}))).is_empty());
+        assert_eq!(fields(spec(serde_json::json!({"start_gtid": "0-1"}))), vec!["incremental.start_gtid"]);
+        assert_eq!(
+            fields(spec(serde_json::json!({"start_gtid": "0-1-5", "start_time": "2026-11-21T10:00:00Z"}))),
+            vec!["incremental.start_time"]
+        );
     }
 }

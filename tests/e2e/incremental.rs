@@ -255,3 +255,49 @@ async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
     }
     assert_equal(&db).await
 }
+
+/// Without a full phase, capture can start after a MariaDB GTID or at a time: changes before
+/// the point do not reach the target, every change after it does.
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_starts_after_a_gtid_or_at_a_time() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_start").await?;
+    let _more = DropOnExit(vec![format!("{db}_u")]);
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
+    src.query_drop(
+        "INSERT INTO accounts (id, email, balance, updated) VALUES (800001, 'before@x', 1, NOW(6))",
+    )
+    .await?;
+    let gtid: String = src.query_first("SELECT @@gtid_binlog_pos").await?.context("gtid_binlog_pos")?;
+    // Binlog timestamps have whole seconds: the time point is the next second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    src.query_drop("INSERT INTO accounts (id, email, balance, updated) VALUES (800002, 'after@x', 2, NOW(6)), (800003, 'gone@x', 3, NOW(6))")
+        .await?;
+    src.query_drop("DELETE FROM accounts WHERE id = 800003").await?;
+
+    let stack = Stack::start("start_points").await?;
+    let base = scenario
+        .render("task.yaml")?
+        .replace("phases: [precheck, schema, full, incremental]", "phases: [precheck, schema, incremental]");
+    let by_gtid = base.replace("incremental:\n", &format!("incremental:\n  start_gtid: \"{gtid}\"\n"));
+    let by_time = base
+        .replace(&format!("name: \"{task}\""), &format!("name: \"{task}-t\""))
+        .replace(&format!("\"{db}_t\""), &format!("\"{db}_u\""))
+        .replace("incremental:\n", &format!("incremental:\n  start_time: \"{at}\"\n"));
+    stack.create_and_start(&by_gtid).await?;
+    stack.create_and_start(&by_time).await?;
+    let end = source_position().await?;
+    let mut tgt = admin("target").await?;
+    for (t, tdb) in [(task.clone(), format!("{db}_t")), (format!("{task}-t"), format!("{db}_u"))] {
+        wait_phase(&stack, &t, Phase::Incremental, Duration::from_secs(120)).await?;
+        wait_applied(&stack, &t, &end, Duration::from_secs(60)).await?;
+        let ids: Vec<i64> = tgt.query(format!("SELECT id FROM `{tdb}`.accounts ORDER BY id")).await?;
+        ensure!(
+            ids == vec![800002],
+            "{t}: target rows {ids:?} (expected only the change after the start point)"
+        );
+    }
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //!
 //! Protocol:
 //! - **Start.** A task with a full phase starts at the full copy's P0 (waiting until the
-//!   full-migrator recorded it); otherwise at `incremental.start`, or the end of the binlog
+//!   full-migrator recorded it); otherwise at `incremental.start`, `start_gtid` or
+//!   `start_time` (resolved to a file position by `start_point`), or the end of the binlog
 //!   when the task first ran (recorded in the store status before anything is read, so a
 //!   restart does not move it).
 //! - **Resume.** The last message in the CDC stream says where to continue: after a complete
@@ -28,6 +29,7 @@ use crate::ddl;
 use crate::error::{definite, CaptureError};
 use crate::history_log;
 use crate::schema_history::SchemaHistory;
+use crate::start_point;
 use crate::COMPONENT;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
@@ -42,7 +44,7 @@ use ferry_schemas::cdc::{CdcEvent, Heartbeat, Transaction};
 use ferry_schemas::control::{Assignment, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::names;
-use ferry_schemas::position::{BinlogFilePos, SourcePosition};
+use ferry_schemas::position::{BinlogFilePos, MariaGtidList, SourcePosition};
 use ferry_schemas::status::{FullMigratorStatus, StoreStatus};
 use ferry_schemas::table::TableRef;
 use ferry_schemas::task::{Phase, TaskSpec};
@@ -147,6 +149,24 @@ async fn resume_point(
         wait_for_p0(rt, task, cancel).await?
     } else if let Some(start) = &spec.incremental.start {
         SourcePosition { binlog: start.clone(), gtid: None, server_id: None }
+    } else if let Some(text) = &spec.incremental.start_gtid {
+        let gtids: MariaGtidList = text.parse().map_err(|e| {
+            definite(
+                "bad_start",
+                Some("incremental.start_gtid".into()),
+                format!("{text:?}: {e}"),
+                "write it as domain-server-sequence",
+            )
+        })?;
+        let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;
+        let binlog = start_point::from_gtid(&spec.source, server_id(task), &mut conn, &gtids).await?;
+        tracing::info!(task, gtid = %gtids, start = %binlog, "GTID start point resolved");
+        SourcePosition { binlog, gtid: None, server_id: None }
+    } else if let Some(at) = spec.incremental.start_time {
+        let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;
+        let binlog = start_point::from_time(&spec.source, server_id(task), &mut conn, at).await?;
+        tracing::info!(task, %at, start = %binlog, "time start point resolved");
+        SourcePosition { binlog, gtid: None, server_id: None }
     } else {
         let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;
         ferry_mysql::position::current(&mut conn).await?.ok_or_else(|| {

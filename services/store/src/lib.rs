@@ -9,6 +9,7 @@ pub mod ddl;
 pub mod error;
 pub mod history_log;
 pub mod schema_history;
+pub mod start_point;
 
 use ferry_kit::runtime::Runtime;
 use ferry_schemas::control::Role;
