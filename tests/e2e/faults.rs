@@ -14,8 +14,6 @@ use rand::{Rng, SeedableRng};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known bug: about 2 runs in 7 end with the target diverged (a duplicate unique key in normal mode after a \
-            swap, or extra rows); run with --ignored while fixing it (see the issue notes)"]
 async fn sync_survives_kills_nats_restart_and_target_outage() -> Result<()> {
     let (db, task, mut scenario, _cleanup) = incremental_scenario("e2e_fault").await?;
     let mut stack = Stack::start("faults").await?;

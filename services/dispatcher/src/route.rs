@@ -102,8 +102,9 @@ pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
 }
 
 /// Whether a transaction whose keys are in flight in several partitions joins them (`after`
-/// dependencies) instead of becoming a barrier. Off: with joins on, the fault test ended once
-/// with 7 extra target rows (an ordering hole not found yet); barriers are slower but proven.
+/// dependencies) instead of becoming a barrier. Off: with joins on, the fault test once ended
+/// with 7 extra target rows, before the sink's barrier readiness was fixed (a barrier ran
+/// ahead of a naked partition message); turn on once the fault test passes repeatedly with it.
 pub const JOIN_PARTITIONS: bool = false;
 
 /// Keys in flight: which partition holds each, and the APPLY sequence that last touched it.
