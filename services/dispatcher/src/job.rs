@@ -59,13 +59,10 @@ impl DispatchError {
     fn report(&self) -> ErrorReport {
         match self {
             DispatchError::Definite(r) => (**r).clone(),
-            DispatchError::Kit(e) => ferry_kit::error::report(
-                COMPONENT,
-                "nats",
-                None,
-                e.to_string(),
-                "check that NATS is reachable",
-            ),
+            DispatchError::Kit(e) => {
+                let (code, fix) = e.code_and_fix();
+                ferry_kit::error::report(COMPONENT, code, None, e.to_string(), fix)
+            }
         }
     }
 }
@@ -123,14 +120,7 @@ async fn applied_below(apply: &mut Stream) -> Result<u64, DispatchError> {
 }
 
 async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Result<(), DispatchError> {
-    let record: TaskRecord = kv_get(&rt.buckets.tasks, &names::task_key(task)).await?.ok_or_else(|| {
-        definite(
-            "task_missing",
-            Some(task.into()),
-            format!("task {task} has no record"),
-            "create the task again",
-        )
-    })?;
+    let record: TaskRecord = ferry_kit::nats::load_task(&rt.buckets, task).await?;
     let spec = record.spec;
     let key = names::status_key(task, COMPONENT);
     let mut status: DispatcherStatus = kv_get(&rt.buckets.status, &key).await?.unwrap_or_default();

@@ -33,6 +33,10 @@ impl FullError {
                 let (code, fix) = e.code_and_fix();
                 ferry_kit::error::report(crate::COMPONENT, code, object, e.to_string(), fix)
             }
+            FullError::Kit(e) => {
+                let (code, fix) = e.code_and_fix();
+                ferry_kit::error::report(crate::COMPONENT, code, object, e.to_string(), fix)
+            }
             other => ferry_kit::error::report(
                 crate::COMPONENT,
                 "internal",

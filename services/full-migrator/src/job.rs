@@ -6,7 +6,7 @@
 //! status, where the scheduler turns it into a paused task.
 
 use crate::copy::CopyContext;
-use crate::error::{definite, FullError};
+use crate::error::FullError;
 use crate::plan::{self, TablePlan};
 use crate::structure;
 use crate::COMPONENT;
@@ -69,14 +69,7 @@ async fn run_once(
     cancel: &CancellationToken,
 ) -> Result<(), FullError> {
     let task = assignment.task.as_str();
-    let record: TaskRecord = kv_get(&rt.buckets.tasks, &names::task_key(task)).await?.ok_or_else(|| {
-        definite(
-            "task_missing",
-            Some(task.into()),
-            format!("task {task} has no record"),
-            "create the task again",
-        )
-    })?;
+    let record: TaskRecord = ferry_kit::nats::load_task(&rt.buckets, task).await?;
     let mut spec = record.spec;
     rt.secrets.open_spec(&mut spec)?;
     let key = names::status_key(task, COMPONENT);

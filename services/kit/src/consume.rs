@@ -94,6 +94,30 @@ impl ConsumeError {
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
+/// The durable pull consumer `name` on `stream` with the ack policy this loop relies on
+/// (explicit acks, [`ACK_WAIT`]), created if it does not exist.
+pub async fn durable_consumer(
+    stream: &async_nats::jetstream::stream::Stream,
+    name: &str,
+    max_ack_pending: usize,
+) -> Result<PullConsumer, crate::KitError> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    stream
+        .get_or_create_consumer(
+            name,
+            pull::Config {
+                durable_name: Some(name.to_owned()),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: i64::try_from(max_ack_pending).unwrap_or(i64::MAX),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| crate::KitError::nats(format!("creating consumer {name}"), e))
+}
+
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
 
 /// Messages read and not yet handed to a handler, by lane, in arrival order.

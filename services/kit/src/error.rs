@@ -43,6 +43,8 @@ pub enum KitError {
     Http { addr: String, source: std::io::Error },
     #[error("secret: {0}")]
     Secret(String),
+    #[error("task {0} has no record")]
+    TaskMissing(String),
 }
 
 impl KitError {
@@ -52,7 +54,27 @@ impl KitError {
     pub fn class(&self) -> ErrorClass {
         match self {
             KitError::Connect { .. } | KitError::Nats { .. } => ErrorClass::Transient,
-            KitError::Json { .. } | KitError::Http { .. } | KitError::Secret(_) => ErrorClass::Definite,
+            KitError::Json { .. }
+            | KitError::Http { .. }
+            | KitError::Secret(_)
+            | KitError::TaskMissing(_) => ErrorClass::Definite,
+        }
+    }
+
+    /// The report code and the fix an operator needs.
+    pub fn code_and_fix(&self) -> (&'static str, &'static str) {
+        match self {
+            KitError::Connect { .. } | KitError::Nats { .. } => ("nats", "check that NATS is reachable"),
+            KitError::Json { .. } => {
+                ("malformed_message", "a stream or bucket holds something Ferry did not write; report this")
+            }
+            KitError::Http { .. } => {
+                ("http_bind", "free the port or choose another with --http-addr (FERRY_HTTP_ADDR)")
+            }
+            KitError::Secret(_) => {
+                ("secret", "start every service with the FERRY_SECRET_KEY the task was created with")
+            }
+            KitError::TaskMissing(_) => ("task_missing", "create the task again"),
         }
     }
 }

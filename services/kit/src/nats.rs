@@ -174,6 +174,16 @@ impl Nats {
     }
 }
 
+/// A task's record from the tasks bucket; [`KitError::TaskMissing`] when there is none.
+pub async fn load_task(
+    buckets: &Buckets,
+    task: &str,
+) -> Result<ferry_schemas::control::TaskRecord, KitError> {
+    kv_get(&buckets.tasks, &names::task_key(task))
+        .await?
+        .ok_or_else(|| KitError::TaskMissing(task.to_owned()))
+}
+
 pub async fn kv_get<T: DeserializeOwned>(kv: &kv::Store, key: &str) -> Result<Option<T>, KitError> {
     Ok(kv_entry(kv, key).await?.map(|(v, _)| v))
 }

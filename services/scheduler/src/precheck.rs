@@ -259,18 +259,22 @@ async fn check_replication(
     out: &mut Vec<CheckResult>,
 ) {
     let user = &spec.source.user;
+    // A refused probe names the missing privilege; another failure says what could not be done.
+    let refused = |e: ferry_mysql::SourceError, privilege: &str, doing: &str, grant: &str| {
+        let message = if server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c)) {
+            format!("the source user {user} may not {doing} ({privilege}): {e}")
+        } else {
+            format!("cannot {doing} on the source: {e}")
+        };
+        fail("replication_privilege", Some(user.clone()), message, grant)
+    };
     let files = match binlog_access::binary_logs(conn).await {
         Ok(f) => f,
         Err(e) => {
-            let denied = server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c));
-            out.push(fail(
-                "replication_privilege",
-                Some(user.clone()),
-                if denied {
-                    format!("the source user {user} may not list binlog files (REPLICATION CLIENT): {e}")
-                } else {
-                    format!("cannot list the source's binlog files: {e}")
-                },
+            out.push(refused(
+                e,
+                "REPLICATION CLIENT",
+                "list binlog files",
                 "GRANT REPLICATION CLIENT ON *.* TO the migration user (MariaDB 10.5+: BINLOG MONITOR)",
             ));
             return;
@@ -280,15 +284,10 @@ async fn check_replication(
     // A replica id of its own: a second dump with the store's id would disconnect the store.
     let probe_id = 4_000_000_000 + (std::process::id() % 100_000_000);
     if let Err(e) = binlog_access::probe_dump(&spec.source, probe_id, &end.binlog).await {
-        let denied = server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c));
-        out.push(fail(
-            "replication_privilege",
-            Some(user.clone()),
-            if denied {
-                format!("the source user {user} may not read the binlog (REPLICATION SLAVE): {e}")
-            } else {
-                format!("cannot read the source's binlog: {e}")
-            },
+        out.push(refused(
+            e,
+            "REPLICATION SLAVE",
+            "read the binlog",
             "GRANT REPLICATION SLAVE ON *.* TO the migration user",
         ));
         return;

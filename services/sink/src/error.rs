@@ -67,3 +67,29 @@ pub fn definite(code: &str, object: &str, message: String, fix: &str) -> Failure
         )),
     }
 }
+
+/// A message's stream sequence and its envelope, refusing what is not a Ferry event of a
+/// schema version this sink understands. `stream` names the stream in reports.
+pub fn envelope<T: serde::de::DeserializeOwned>(
+    msg: &async_nats::jetstream::Message,
+    stream: &str,
+) -> Result<(u64, ferry_schemas::envelope::Envelope<T>), Failure> {
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+    let env: ferry_schemas::envelope::Envelope<T> = serde_json::from_slice(&msg.payload).map_err(|e| {
+        definite(
+            "malformed_message",
+            &msg.subject,
+            format!("{stream} stream message {seq} is not a Ferry event: {e}"),
+            "report this; the stream was written by something else",
+        )
+    })?;
+    if env.schema_version > ferry_schemas::SCHEMA_VERSION {
+        return Err(definite(
+            "newer_schema",
+            &msg.subject,
+            format!("message {seq} has schema version {}", env.schema_version),
+            "upgrade the sink",
+        ));
+    }
+    Ok((seq, env))
+}

@@ -4,7 +4,6 @@ use crate::full::FullApplier;
 use crate::incremental::IncrementalApplier;
 use crate::progress::Progress;
 use crate::{checkpoint, target, COMPONENT};
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use ferry_kit::backoff::Backoff;
 use ferry_kit::consume::{self, ConsumeError};
 use ferry_kit::nats::kv_get;
@@ -41,7 +40,8 @@ impl JobError {
 
 impl From<ferry_kit::KitError> for JobError {
     fn from(e: ferry_kit::KitError) -> Self {
-        JobError::new(e.class(), "nats", None, e.to_string(), "check that NATS is reachable")
+        let (code, fix) = e.code_and_fix();
+        JobError::new(e.class(), code, None, e.to_string(), fix)
     }
 }
 
@@ -119,15 +119,7 @@ async fn run_once(
     cancel: &CancellationToken,
     progress_slot: &tokio::sync::OnceCell<Arc<Progress>>,
 ) -> Result<(), JobError> {
-    let record: TaskRecord = kv_get(&rt.buckets.tasks, &names::task_key(task)).await?.ok_or_else(|| {
-        JobError::new(
-            ErrorClass::Definite,
-            "task_missing",
-            Some(task.into()),
-            format!("task {task} has no record"),
-            "create the task again",
-        )
-    })?;
+    let record: TaskRecord = ferry_kit::nats::load_task(&rt.buckets, task).await?;
     let TaskRecord { mut spec, skip_ddl, .. } = record;
     rt.secrets.open_spec(&mut spec)?;
     let concurrency = spec.full.write_concurrency as usize;
@@ -149,20 +141,7 @@ async fn run_once(
 
     let stream = rt.nats.full_stream(task).await?;
     let name = names::sink_full_consumer(task);
-    let consumer = stream
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                ack_policy: AckPolicy::Explicit,
-                deliver_policy: DeliverPolicy::All,
-                ack_wait: consume::ACK_WAIT,
-                max_ack_pending: (concurrency * 8) as i64,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| ferry_kit::KitError::nats(format!("creating consumer {name}"), e))?;
+    let consumer = consume::durable_consumer(&stream, &name, concurrency * 8).await?;
     let applier = Arc::new(FullApplier {
         task: task.to_owned(),
         pool: pool.clone(),
@@ -233,20 +212,7 @@ async fn apply_incremental(
     let stream = rt.nats.apply_stream(task).await?;
     let name = names::sink_apply_consumer(task);
     let partitions = spec.incremental.partitions as usize;
-    let consumer = stream
-        .get_or_create_consumer(
-            &name,
-            pull::Config {
-                durable_name: Some(name.clone()),
-                ack_policy: AckPolicy::Explicit,
-                deliver_policy: DeliverPolicy::All,
-                ack_wait: consume::ACK_WAIT,
-                max_ack_pending: (partitions * 64) as i64,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| ferry_kit::KitError::nats(format!("creating consumer {name}"), e))?;
+    let consumer = consume::durable_consumer(&stream, &name, partitions * 64).await?;
     tracing::info!(task, p1 = ?p1.as_ref().map(ToString::to_string), "applying incremental changes");
     let applier = Arc::new(IncrementalApplier {
         task: task.to_owned(),

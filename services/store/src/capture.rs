@@ -215,14 +215,7 @@ fn server_id(task: &str) -> u32 {
 }
 
 async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Result<(), CaptureError> {
-    let record: TaskRecord = kv_get(&rt.buckets.tasks, &names::task_key(task)).await?.ok_or_else(|| {
-        definite(
-            "task_missing",
-            Some(task.into()),
-            format!("task {task} has no record"),
-            "create the task again",
-        )
-    })?;
+    let record: TaskRecord = ferry_kit::nats::load_task(&rt.buckets, task).await?;
     let mut spec = record.spec;
     rt.secrets.open_spec(&mut spec)?;
     let key = names::status_key(task, COMPONENT);

@@ -65,7 +65,7 @@ impl CaptureError {
                 "binlog_decode",
                 "the rows do not match the recorded schema of their table; see the message and report it",
             ),
-            CaptureError::Kit(_) => ("nats", "check that NATS is reachable"),
+            CaptureError::Kit(e) => e.code_and_fix(),
         };
         ferry_kit::error::report(crate::COMPONENT, code, None, self.to_string(), fix)
     }

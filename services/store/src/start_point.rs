@@ -88,6 +88,32 @@ fn purged(what: String) -> CaptureError {
     )
 }
 
+/// The newest binlog file whose opening `starts_before` accepts (files are checked oldest
+/// first, and opening times and GTID states only grow); `purged` when even the oldest is not.
+async fn newest_file_where(
+    endpoint: &Endpoint,
+    server_id: u32,
+    conn: &mut mysql_async::Conn,
+    point: &str,
+    starts_before: impl Fn(u32, &MariaGtidList) -> bool,
+) -> Result<String, CaptureError> {
+    let files = binary_logs(conn).await?;
+    let mut chosen = None;
+    for (file, _) in &files {
+        let (opened, list) = file_opening(endpoint, server_id, file).await?;
+        if !starts_before(opened, &list.unwrap_or_default()) {
+            break;
+        }
+        chosen = Some(file.clone());
+    }
+    chosen.ok_or_else(|| {
+        purged(format!(
+            "the source's oldest binlog file ({}) starts after {point}: the changes in between are purged",
+            files.first().map_or("none", |f| f.0.as_str())
+        ))
+    })
+}
+
 /// The position right after the transactions `gtids` names.
 pub async fn from_gtid(
     endpoint: &Endpoint,
@@ -95,24 +121,11 @@ pub async fn from_gtid(
     conn: &mut mysql_async::Conn,
     gtids: &MariaGtidList,
 ) -> Result<BinlogFilePos, CaptureError> {
-    let files = binary_logs(conn).await?;
-    let mut chosen = None;
-    for (file, _) in &files {
-        let (_, list) = file_opening(endpoint, server_id, file).await?;
-        let before = list.unwrap_or_default();
-        // Every transaction before this file is covered by `gtids`?
-        if before.0.values().all(|g| gtids.0.get(&g.domain).is_some_and(|s| s.seq >= g.seq)) {
-            chosen = Some(file.clone());
-        } else {
-            break;
-        }
-    }
-    let Some(file) = chosen else {
-        return Err(purged(format!(
-            "the source's oldest binlog file ({}) starts after GTID {gtids}: the transactions in between are purged",
-            files.first().map_or("none", |f| f.0.as_str())
-        )));
-    };
+    // Every transaction before the file is covered by `gtids`.
+    let file = newest_file_where(endpoint, server_id, conn, &format!("GTID {gtids}"), |_, before| {
+        gtids.contains(before)
+    })
+    .await?;
     scan(endpoint, server_id, &file, |g, _| gtids.0.get(&g.domain).is_none_or(|s| s.seq < g.seq)).await
 }
 
@@ -123,22 +136,8 @@ pub async fn from_time(
     conn: &mut mysql_async::Conn,
     at: DateTime<Utc>,
 ) -> Result<BinlogFilePos, CaptureError> {
-    let files = binary_logs(conn).await?;
     let target = u32::try_from(at.timestamp()).unwrap_or(0);
-    let mut chosen = None;
-    for (file, _) in &files {
-        let (opened, _) = file_opening(endpoint, server_id, file).await?;
-        if opened <= target {
-            chosen = Some(file.clone());
-        } else {
-            break;
-        }
-    }
-    let Some(file) = chosen else {
-        return Err(purged(format!(
-            "the source's oldest binlog file ({}) starts after {at}: the changes in between are purged",
-            files.first().map_or("none", |f| f.0.as_str())
-        )));
-    };
+    let file =
+        newest_file_where(endpoint, server_id, conn, &at.to_string(), |opened, _| opened <= target).await?;
     scan(endpoint, server_id, &file, |_, ts| ts >= target).await
 }

@@ -28,7 +28,6 @@ use crate::progress::Progress;
 use async_nats::jetstream::Message;
 use ferry_kit::consume::{Failure, Handler, Lane, Outcome};
 use ferry_kit::metrics::{self, Metrics};
-use ferry_schemas::envelope::Envelope;
 use ferry_schemas::full::{CreateTable, CreateView, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::table::{quote_ident, TableRef};
 use ferry_schemas::value::SqlValue;
@@ -54,23 +53,7 @@ impl Handler for FullApplier {
     type Item = Item;
 
     fn prepare(&self, msg: &Message) -> Result<(Lane, Item), Failure> {
-        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
-        let env: Envelope<FullEvent> = serde_json::from_slice(&msg.payload).map_err(|e| {
-            definite(
-                "malformed_message",
-                &msg.subject,
-                format!("FULL stream message {seq} is not a Ferry event: {e}"),
-                "report this; the stream was written by something else",
-            )
-        })?;
-        if env.schema_version > ferry_schemas::SCHEMA_VERSION {
-            return Err(definite(
-                "newer_schema",
-                &msg.subject,
-                format!("message {seq} has schema version {}", env.schema_version),
-                "upgrade the sink",
-            ));
-        }
+        let (seq, env) = crate::error::envelope::<FullEvent>(msg, "FULL")?;
         let lane = match &env.body {
             FullEvent::CreateTable(_) | FullEvent::CreateView(_) => Lane::Barrier,
             // A table's end runs in the table's lane (after its keyless parts) and waits, by

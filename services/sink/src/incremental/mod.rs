@@ -78,23 +78,7 @@ impl Handler for IncrementalApplier {
     type Item = Item;
 
     fn prepare(&self, msg: &Message) -> Result<(Lane, Item), Failure> {
-        let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
-        let env: Envelope<ApplyEvent> = serde_json::from_slice(&msg.payload).map_err(|e| {
-            definite(
-                "malformed_message",
-                &msg.subject,
-                format!("APPLY stream message {seq} is not a Ferry event: {e}"),
-                "report this; the stream was written by something else",
-            )
-        })?;
-        if env.schema_version > ferry_schemas::SCHEMA_VERSION {
-            return Err(definite(
-                "newer_schema",
-                &msg.subject,
-                format!("message {seq} has schema version {}", env.schema_version),
-                "upgrade the sink",
-            ));
-        }
+        let (seq, env) = crate::error::envelope::<ApplyEvent>(msg, "APPLY")?;
         let (lane, id) = match env.body.partition {
             Some(p) => (Lane::Key(u64::from(p)), p),
             None => (Lane::Barrier, BARRIER_LANE),
@@ -146,26 +130,10 @@ impl IncrementalApplier {
                 tracing::debug!(task = self.task, lane = item.lane, seq = item.seq, "applied before");
                 return Ok(Outcome::Done);
             }
-            tracing::debug!(
-                task = self.task,
-                lane = item.lane,
-                seq = item.seq,
-                cdc_seq = item.env.body.cdc_seq,
-                prev_barrier = item.env.body.prev_barrier_seq,
-                partition_last = ?item.env.body.partition_last,
-                "barrier or single"
-            );
             if !self.predecessors_applied(&item.env.body) {
                 // Delivered ahead of a message it must follow (redelivery after a crash or a
                 // lost delivery): come back once that one is applied.
-                tracing::debug!(
-                    task = self.task,
-                    seq = item.seq,
-                    partition = ?item.env.body.partition,
-                    prev_partition = item.env.body.prev_partition_seq,
-                    prev_barrier = item.env.body.prev_barrier_seq,
-                    "waiting for a predecessor"
-                );
+                trace(item, "waiting for a predecessor");
                 return Ok(Outcome::Later(WAIT_FOR_PREDECESSOR));
             }
             let position = position_of(item);
@@ -211,6 +179,27 @@ impl IncrementalApplier {
         }
         Ok(())
     }
+}
+
+/// The first table a transaction changes, naming it in reports.
+fn table_of(txn: &Transaction) -> String {
+    txn.tables.first().map_or_else(|| "transaction".into(), |t| t.table.to_string())
+}
+
+/// Logs a message's place in the order chain (`RUST_LOG=ferry_sink=debug`).
+fn trace(item: &Item, what: &str) {
+    let ev = &item.env.body;
+    tracing::debug!(
+        task = item.env.task,
+        lane = item.lane,
+        seq = item.seq,
+        cdc_seq = ev.cdc_seq,
+        prev_partition = ev.prev_partition_seq,
+        prev_barrier = ev.prev_barrier_seq,
+        partition_last = ?ev.partition_last,
+        position = %position_of(item),
+        "{what}"
+    );
 }
 
 /// See [`IncrementalApplier::ready`]; `applied` gives a lane's checkpoint.
@@ -303,26 +292,16 @@ impl IncrementalApplier {
         let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
             return Ok(Vec::new());
         };
-        let what =
-            first_txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| "transaction".into());
+        let what = table_of(first_txn);
         let started = Instant::now();
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut rows = Vec::with_capacity(group.len());
         let mut script = script::Script::default();
         for (n, (item, txn)) in group.iter().enumerate() {
-            tracing::debug!(
-                task = self.task,
-                lane = item.lane,
-                seq = item.seq,
-                cdc_seq = item.env.body.cdc_seq,
-                prev_partition = item.env.body.prev_partition_seq,
-                prev_barrier = item.env.body.prev_barrier_seq,
-                position = %position_of(item),
-                "applying"
-            );
+            trace(item, "applying");
             let position = position_of(item);
-            let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
+            let what = table_of(txn);
             script.transaction(n);
             rows.push(
                 rows::plan(&mut script, txn, self.safe(&position))
@@ -331,8 +310,7 @@ impl IncrementalApplier {
         }
         script.run(&mut tx).await.map_err(|f| {
             let (item, txn) = group[f.txn.min(group.len() - 1)];
-            let what = txn.tables.first().map(|t| t.table.to_string()).unwrap_or_else(|| what.clone());
-            self.failure(f.error, &position_of(item), &what)
+            self.failure(f.error, &position_of(item), &table_of(txn))
         })?;
         let cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
         checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
