@@ -12,7 +12,9 @@
 //! and run in stream order; messages that arrive while their lane is busy queue up and run
 //! together as one batch (up to [`Handler::max_batch`]) when it frees, so a handler can apply
 //! them in one target transaction. A barrier waits until everything before it finished and runs
-//! alone; nothing after it is read before it finished.
+//! alone; consecutive barriers run together as one batch (up to [`Handler::max_batch`]). While
+//! barriers wait, reading continues only as long as more barriers arrive: the first other
+//! message is held until they have run.
 
 use crate::backoff::Backoff;
 use crate::error::ErrorClass;
@@ -93,6 +95,8 @@ impl ConsumeError {
 /// in-progress acks every [`PROGRESS_EVERY`].
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+/// How long barriers that could run wait for another barrier to join their batch.
+const BARRIER_LINGER: Duration = Duration::from_millis(2);
 
 /// The durable pull consumer `name` on `stream` with the ack policy this loop relies on
 /// (explicit acks, [`ACK_WAIT`]), created if it does not exist.
@@ -175,7 +179,10 @@ pub async fn consume<H: Handler>(
     let mut inflight: FuturesUnordered<Running> = FuturesUnordered::new();
     let mut busy: HashSet<u64> = HashSet::new();
     let mut queues: Queues<H::Item> = Queues { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 };
-    let mut barrier: Option<(Message, H::Item)> = None;
+    // Consecutive barriers waiting for everything before them, and the first message after
+    // them (held back until they ran).
+    let mut barriers: Vec<(Message, H::Item)> = Vec::new();
+    let mut held: Option<(u64, Message, H::Item)> = None;
     loop {
         while inflight.len() < concurrency {
             let Some((lane, batch)) = queues.take(&busy, handler.max_batch()) else { break };
@@ -183,14 +190,18 @@ pub async fn consume<H: Handler>(
             let (h, c) = (handler.clone(), cancel.clone());
             inflight.push(Box::pin(async move { (Some(lane), run_batch(h, batch, c).await) }));
         }
-        if barrier.is_some() && inflight.is_empty() && queues.queued == 0 {
-            if let Some((msg, item)) = barrier.take() {
-                run_batch(handler.clone(), vec![(msg, item)], cancel.clone())
-                    .await
-                    .map_err(ConsumeError::Failed)?;
+        let more_barriers_possible = held.is_none() && barriers.len() < handler.max_batch().max(1);
+        if !barriers.is_empty() && inflight.is_empty() && queues.queued == 0 && !more_barriers_possible {
+            run_batch(handler.clone(), std::mem::take(&mut barriers), cancel.clone())
+                .await
+                .map_err(ConsumeError::Failed)?;
+            if let Some((lane, msg, item)) = held.take() {
+                queues.push(lane, msg, item);
             }
             continue;
         }
+        // Barriers ready to run wait for the next message only briefly.
+        let ready_barriers = !barriers.is_empty() && inflight.is_empty() && queues.queued == 0;
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some((lane, result)) = inflight.next(), if !inflight.is_empty() => {
@@ -199,7 +210,15 @@ pub async fn consume<H: Handler>(
                 }
                 result.map_err(ConsumeError::Failed)?;
             }
-            next = messages.next(), if barrier.is_none() && queues.queued < buffer => {
+            _ = tokio::time::sleep(BARRIER_LINGER), if ready_barriers => {
+                run_batch(handler.clone(), std::mem::take(&mut barriers), cancel.clone())
+                    .await
+                    .map_err(ConsumeError::Failed)?;
+                if let Some((lane, msg, item)) = held.take() {
+                    queues.push(lane, msg, item);
+                }
+            }
+            next = messages.next(), if held.is_none() && barriers.len() < handler.max_batch().max(1) && queues.queued < buffer => {
                 let msg = match next {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => return Err(ConsumeError::Stream(e.to_string())),
@@ -207,7 +226,8 @@ pub async fn consume<H: Handler>(
                 };
                 let (lane, item) = handler.prepare(&msg).map_err(ConsumeError::Failed)?;
                 match lane {
-                    Lane::Barrier => barrier = Some((msg, item)),
+                    Lane::Barrier => barriers.push((msg, item)),
+                    Lane::Key(k) if !barriers.is_empty() => held = Some((k, msg, item)),
                     Lane::Key(k) => queues.push(k, msg, item),
                 }
             }

@@ -1,7 +1,7 @@
 //! Applying a task's APPLY stream to the target, exactly once and in causal order.
 //!
-//! Each APPLY message runs in its partition's lane (barriers alone, after everything before
-//! them; see `ferry_kit::consume`). A transaction's rows and its lane's checkpoint row
+//! Each APPLY message runs in its partition's lane (barriers after everything before them,
+//! consecutive barriers together; see `ferry_kit::consume`). A transaction's rows and its lane's checkpoint row
 //! (`ferry_meta.apply_checkpoints`: APPLY sequence, CDC sequence, source position) are written
 //! in one target transaction, and the message is acked after the commit. JetStream may deliver
 //! a message after later ones (a redelivery after a crash, a delivery lost in a NATS restart),
@@ -371,8 +371,9 @@ impl IncrementalApplier {
         }
     }
 
-    /// Applies consecutive transactions of one partition, as many per target transaction as
-    /// are ready; one that must wait for another lane waits here a moment, then comes back later.
+    /// Applies consecutive messages of one lane (a partition's transactions, or consecutive
+    /// barriers), as many transactions per target transaction as are ready; one that must
+    /// wait for another lane waits here a moment, then comes back later.
     async fn batch(&self, items: &[Item]) -> Result<Vec<Outcome>, Failure> {
         // Redelivered messages arrive after newer ones: apply in sequence order, answer in the
         // order given.
@@ -421,8 +422,18 @@ impl IncrementalApplier {
                 continue;
             }
             let Some(item) = items.get(i) else { break };
-            if !matches!(item.env.body.event, CdcEvent::Transaction(_)) || item.lane != lane {
+            if item.lane != lane {
                 break;
+            }
+            if !matches!(item.env.body.event, CdcEvent::Transaction(_)) {
+                // A DDL or heartbeat among consecutive barriers: on its own, then go on.
+                match self.handle_settled(item).await? {
+                    Outcome::Done => {
+                        i += 1;
+                        continue;
+                    }
+                    Outcome::Later(_) => break,
+                }
             }
             if !self.wait_ready(&item.env.body, lane).await {
                 tracing::debug!(task = self.task, seq = item.seq, "waiting for a predecessor");
