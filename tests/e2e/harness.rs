@@ -224,6 +224,15 @@ impl Service {
         Ok(())
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// True when the process has ended.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// SIGKILL, then wait for the process to be gone.
     pub async fn kill(&mut self) -> Result<()> {
         if let Some(mut c) = self.child.take() {
@@ -257,39 +266,86 @@ pub struct Stack {
     common: Vec<(String, String)>,
 }
 
+/// Starts `role` on a port found free, and checks that this very process answers `probe` on
+/// it: a port found free can be taken by another process (one binding port 0) before the
+/// service binds it, so a service that exited, or a port answered by someone else, means
+/// another port.
+async fn spawn_on_free_port(
+    role: &str,
+    dir: &Path,
+    http: &reqwest::Client,
+    probe: &str,
+    env_for: impl Fn(u16) -> Vec<(String, String)>,
+) -> Result<(Service, u16)> {
+    for _ in 0..5 {
+        let port = free_port()?;
+        let mut service = Service::spawn(role, env_for(port), dir)?;
+        let url = format!("http://127.0.0.1:{port}{probe}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline && !service.exited() {
+            // The port must be this process's listening socket, not another one's.
+            if service.pid().is_some_and(|pid| listens_on(pid, port))
+                && http.get(&url).send().await.ok().filter(|r| r.status().is_success()).is_some()
+            {
+                return Ok((service, port));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        service.kill().await?;
+    }
+    bail!("{role} could not start on a free port (see {}/{role}.log)", dir.display())
+}
+
+/// True when process `pid` has a socket listening on 127.0.0.1:`port` (Linux /proc).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else { return false };
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode.
+            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9).map(|s| (*s).to_owned()))?
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|t| inodes.iter().any(|i| t.to_string_lossy() == format!("socket:[{i}]")))
+    })
+}
+
 impl Stack {
     pub async fn start(test: &str) -> Result<Self> {
         let dir = scratch_dir(test)?;
         let nats = NatsServer::start(&dir).await?;
-        let api_port = free_port()?;
         let common = vec![
             ("FERRY_NATS_URL".to_owned(), nats.url.clone()),
             ("FERRY_SECRET_KEY".to_owned(), "e2e-secret".to_owned()),
             ("FERRY_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ];
-        let mut sched_env = common.clone();
-        sched_env.push(("FERRY_API_ADDR".into(), format!("127.0.0.1:{api_port}")));
-        let scheduler = Service::spawn("scheduler", sched_env, &dir)?;
-        let metrics_ports = (free_port()?, free_port()?);
         let with_http = |port: u16| {
             let mut e = common.clone();
             e.retain(|(k, _)| k != "FERRY_HTTP_ADDR");
             e.push(("FERRY_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}")));
             e
         };
-        let full_migrator = Service::spawn("full-migrator", with_http(metrics_ports.0), &dir)?;
-        let sink = Service::spawn("sink", with_http(metrics_ports.1), &dir)?;
+        let http = reqwest::Client::new();
+        let (scheduler, api_port) = spawn_on_free_port("scheduler", &dir, &http, "/api/v1/tasks", |port| {
+            let mut e = common.clone();
+            e.push(("FERRY_API_ADDR".into(), format!("127.0.0.1:{port}")));
+            e
+        })
+        .await?;
+        let (full_migrator, fm_port) =
+            spawn_on_free_port("full-migrator", &dir, &http, "/metrics", with_http).await?;
+        let (sink, sink_port) = spawn_on_free_port("sink", &dir, &http, "/metrics", with_http).await?;
+        let metrics_ports = (fm_port, sink_port);
         let store = Service::spawn("store", with_http(0), &dir)?;
         let dispatcher = Service::spawn("dispatcher", with_http(0), &dir)?;
         let api = format!("http://127.0.0.1:{api_port}");
-        let http = reqwest::Client::new();
-        let probe = format!("{api}/readyz");
-        eventually("the scheduler API", Duration::from_secs(30), || {
-            let http = http.clone();
-            let probe = probe.clone();
-            async move { Ok(http.get(&probe).send().await.ok().filter(|r| r.status().is_success()).map(|_| ())) }
-        })
-        .await?;
         Ok(Self {
             dir,
             nats,
