@@ -66,6 +66,23 @@ enum TaskCommand {
     SkipDdl {
         name: String,
     },
+    /// Show the newest verification: per-table counts and the rows that differ.
+    CheckReport {
+        name: String,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the correction SQL (or write it to a file with --output).
+        #[arg(long)]
+        sql: bool,
+        #[arg(short, long, requires = "sql")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Apply the correction SQL of the newest verification of a paused or completed task and
+    /// re-verify the rows it wrote.
+    Correct {
+        name: String,
+    },
     /// Delete a task that is not running (its target tables stay).
     Delete {
         name: String,
@@ -158,6 +175,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None => println!("skip-ddl recorded for task {name}; run `ferry task resume {name}`"),
             }
         }
+        TaskCommand::CheckReport { name, json, sql, output } => {
+            check_report(&api, &name, json, sql, output).await?
+        }
+        TaskCommand::Correct { name } => {
+            act(&api, &name, "correct").await?;
+            println!("follow it with `ferry task check-report {name}`");
+        }
         TaskCommand::Delete { name } => {
             api.send::<serde_json::Value>(api.req(reqwest::Method::DELETE, &format!("/tasks/{name}")))
                 .await?;
@@ -170,6 +194,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn act(api: &Api, name: &str, action: &str) -> anyhow::Result<()> {
     api.send::<serde_json::Value>(api.req(reqwest::Method::POST, &format!("/tasks/{name}/{action}"))).await?;
     println!("{action} requested for task {name}");
+    Ok(())
+}
+
+async fn check_report(
+    api: &Api,
+    name: &str,
+    json: bool,
+    sql: bool,
+    output: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    if sql {
+        let resp =
+            api.req(reqwest::Method::GET, &format!("/tasks/{name}/check-report/sql")).send().await.map_err(
+                |e| anyhow!("cannot reach the scheduler at {} ({e}); is it running? (--server)", api.base),
+            )?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await.context("reading the scheduler's answer")?;
+        if !ok {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            bail!("{}", v.get("error").and_then(|e| e.as_str()).unwrap_or(&text));
+        }
+        match output {
+            Some(path) => {
+                std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("correction SQL written to {}", path.display());
+            }
+            None => print!("{text}"),
+        }
+        return Ok(());
+    }
+    let report: ferry_schemas::check::CheckReport = api
+        .send(api.req(reqwest::Method::GET, &format!("/tasks/{name}/check-report")))
+        .await?
+        .ok_or_else(|| anyhow!("empty answer from the scheduler"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render::check_report(&report));
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Text rendering of task views.
 
+use ferry_schemas::check::{CheckReport, DiffKind};
 use ferry_schemas::status::{CheckOutcome, TaskStatusView};
 use std::fmt::Write;
 
@@ -88,6 +89,98 @@ pub fn status(v: &TaskStatusView) -> String {
     }
     if v.views_published > 0 {
         let _ = writeln!(out, "  views {}/{}", v.views_applied, v.views_published);
+    }
+    if let Some(c) = &v.check {
+        let t = &c.totals;
+        let _ = writeln!(
+            out,
+            "  verification{}: {}, {}/{} tables, {} rows; {} missing, {} extra, {} changed{}",
+            if c.live { " (live)" } else { "" },
+            if c.done { "done" } else { "running" },
+            t.tables,
+            c.tables_total,
+            t.source_rows,
+            t.missing,
+            t.extra,
+            t.changed,
+            if t.problems > 0 { format!(", {} structure differences", t.problems) } else { String::new() }
+        );
+        if let Some(e) = &c.error {
+            let _ = writeln!(out, "  checker ERROR [{}] {}\n        fix: {}", e.code, e.message, e.fix);
+        }
+    }
+    out
+}
+
+/// The check report as tables: one line per table, then the differing rows.
+pub fn check_report(r: &CheckReport) -> String {
+    let mut out = String::new();
+    let t = &r.totals;
+    let _ = writeln!(
+        out,
+        "verification of task {}{}: {}; {} tables, {} source rows; {} missing, {} extra, {} changed",
+        r.task,
+        if r.live { " (live)" } else { "" },
+        if r.done { "done" } else { "running" },
+        t.tables,
+        t.source_rows,
+        t.missing,
+        t.extra,
+        t.changed
+    );
+    let width = r.tables.iter().map(|t| t.source.to_string().len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>12} {:>12} {:>8} {:>8} {:>8}",
+        "TABLE", "SOURCE ROWS", "TARGET ROWS", "MISSING", "EXTRA", "CHANGED"
+    );
+    for c in &r.tables {
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>12} {:>12} {:>8} {:>8} {:>8}{}",
+            c.source.to_string(),
+            c.source_rows,
+            c.target_rows,
+            c.missing,
+            c.extra,
+            c.changed,
+            c.problem.as_ref().map(|p| format!("  STRUCTURE: {p}")).unwrap_or_default()
+        );
+    }
+    for c in r.tables.iter().filter(|c| !c.diffs.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{} -> {}{}",
+            c.source,
+            c.target,
+            if c.truncated { " (first rows only)" } else { "" }
+        );
+        for d in &c.diffs {
+            let key = serde_json::Value::Array(d.key.clone());
+            match d.kind {
+                DiffKind::Missing => {
+                    let _ = writeln!(out, "  missing  key {key}");
+                }
+                DiffKind::Extra => {
+                    let row = d
+                        .target_row
+                        .as_ref()
+                        .map(|r| format!(" row {}", serde_json::Value::Array(r.clone())))
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "  extra    key {key}{row}");
+                }
+                DiffKind::Changed => {
+                    let _ = writeln!(out, "  changed  key {key}");
+                    for col in &d.columns {
+                        let _ = writeln!(
+                            out,
+                            "           {}: source {} target {}",
+                            col.column, col.source, col.target
+                        );
+                    }
+                }
+            }
+        }
     }
     out
 }

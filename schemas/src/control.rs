@@ -31,8 +31,26 @@ pub struct TaskRecord {
     /// user applied an equivalent change to the target by hand, or does not want it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skip_ddl: Vec<BinlogFilePos>,
+    /// Correction requests (`ferry task correct`): the checker applies the last report's
+    /// correction when this is above its `corrections_done`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub corrections: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a checker assignment asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckWork {
+    /// Verify every table of the task.
+    Verify,
+    /// Apply the correction of the last report, then re-verify the rows it wrote.
+    Correct,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -65,4 +83,7 @@ pub struct Assignment {
     /// The phases the role works on for this task.
     pub phases: Vec<Phase>,
     pub epoch: u64,
+    /// For the checker: what to do in this epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckWork>,
 }

@@ -7,7 +7,9 @@
 //! message; `tests/contract.rs` fails when they drift (`BLESS=1` rewrites them).
 
 pub mod cdc;
+pub mod check;
 pub mod control;
+pub mod correction;
 pub mod envelope;
 pub mod full;
 pub mod literal;

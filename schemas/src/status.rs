@@ -72,6 +72,10 @@ pub struct SchedulerStatus {
     /// When the current epoch started: component errors older than this are from before a resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_since: Option<DateTime<Utc>>,
+    /// Epoch of the checker's assignments: grows with every verification or correction the
+    /// scheduler asks for (it never goes back, also across resumes).
+    #[serde(default)]
+    pub checker_epoch: u64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -280,4 +284,7 @@ pub struct TaskStatusView {
     pub delay_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<IncrementalApplied>,
+    /// The newest verification (or correction) and its counts; the rows are in the check report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check::CheckerStatus>,
 }

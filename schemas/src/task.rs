@@ -157,7 +157,8 @@ pub enum Phase {
 }
 
 /// Phases this build can run. Others are refused by validation rather than skipped.
-pub const SUPPORTED_PHASES: &[Phase] = &[Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental];
+pub const SUPPORTED_PHASES: &[Phase] =
+    &[Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental, Phase::Verify];
 
 /// Which row changes incremental sync applies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -270,6 +271,54 @@ impl Default for FullOptions {
     }
 }
 
+/// How the verify phase compares source and target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyOptions {
+    /// Chunks compared at the same time (each holds one connection to each side).
+    #[serde(default = "default_verify_concurrency")]
+    pub concurrency: u32,
+    /// Rows per checksummed chunk.
+    #[serde(default = "default_verify_chunk_rows")]
+    pub chunk_rows: u32,
+    /// Upper bound on source rows verified per second (0: no limit), to spare a production
+    /// source.
+    #[serde(default)]
+    pub rows_per_second: u64,
+    /// While incremental sync runs: how many times a difference is re-checked after the sink
+    /// applied past the source position it was read at, before it is reported.
+    #[serde(default = "default_live_retries")]
+    pub live_retries: u32,
+    /// Differing rows a table's report carries (counts stay exact beyond it).
+    #[serde(default = "default_max_diffs")]
+    pub max_diffs_per_table: u32,
+}
+
+fn default_verify_concurrency() -> u32 {
+    2
+}
+fn default_verify_chunk_rows() -> u32 {
+    20_000
+}
+fn default_live_retries() -> u32 {
+    5
+}
+fn default_max_diffs() -> u32 {
+    1_000
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: default_verify_concurrency(),
+            chunk_rows: default_verify_chunk_rows(),
+            rows_per_second: 0,
+            live_retries: default_live_retries(),
+            max_diffs_per_table: default_max_diffs(),
+        }
+    }
+}
+
 fn default_phases() -> Vec<Phase> {
     vec![Phase::Precheck, Phase::Schema, Phase::Full]
 }
@@ -289,6 +338,8 @@ pub struct TaskSpec {
     pub full: FullOptions,
     #[serde(default)]
     pub incremental: IncrementalOptions,
+    #[serde(default)]
+    pub verify: VerifyOptions,
 }
 
 /// One thing wrong with a spec.
@@ -350,6 +401,7 @@ impl TaskSpec {
         self.validate_phases(&mut out);
         self.validate_full(&mut out);
         self.validate_incremental(&mut out);
+        self.validate_verify(&mut out);
         out
     }
 
@@ -362,7 +414,7 @@ impl TaskSpec {
                 out.push(problem(
                     "phases",
                     format!("phase `{p:?}` is not available in this version of Ferry"),
-                    "remove it from phases; supported: precheck, schema, full, incremental",
+                    "remove it from phases; supported: precheck, schema, full, incremental, verify",
                 ));
             }
         }
@@ -370,7 +422,7 @@ impl TaskSpec {
             out.push(problem(
                 "phases",
                 "phases are repeated or out of order",
-                "order them precheck, schema, full, incremental",
+                "order them precheck, schema, full, incremental, verify",
             ));
         }
     }
@@ -419,6 +471,31 @@ impl TaskSpec {
                     "write it as domain-server-sequence, e.g. 0-1-1403 (several domains: 0-1-1403,1-2-77)",
                 ));
             }
+        }
+    }
+
+    fn validate_verify(&self, out: &mut Vec<SpecProblem>) {
+        let v = &self.verify;
+        if !(1..=64).contains(&v.concurrency) {
+            out.push(problem(
+                "verify.concurrency",
+                format!("{} is out of range", v.concurrency),
+                "use 1 to 64",
+            ));
+        }
+        if !(100..=1_000_000).contains(&v.chunk_rows) {
+            out.push(problem(
+                "verify.chunk_rows",
+                format!("{} is out of range", v.chunk_rows),
+                "use 100 to 1000000",
+            ));
+        }
+        if !(1..=100_000).contains(&v.max_diffs_per_table) {
+            out.push(problem(
+                "verify.max_diffs_per_table",
+                format!("{} is out of range", v.max_diffs_per_table),
+                "use 1 to 100000",
+            ));
         }
     }
 

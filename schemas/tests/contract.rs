@@ -5,7 +5,10 @@ use chrono::{TimeZone, Utc};
 use ferry_schemas::cdc::{
     ApplyEvent, CdcEvent, ChangeOp, DdlEvent, Heartbeat, RowChange, SchemaRecord, TableVersion, Transaction,
 };
-use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
+use ferry_schemas::check::{
+    CheckEvent, CheckTotals, CheckerStatus, ColumnDiff, DiffKind, RowDiff, TableCheck,
+};
+use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Role, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
@@ -110,9 +113,10 @@ fn spec() -> TaskSpec {
             databases: [("shop".into(), "shop_new".into())].into(),
             tables: Default::default(),
         },
-        phases: vec![Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental],
+        phases: vec![Phase::Precheck, Phase::Schema, Phase::Full, Phase::Incremental, Phase::Verify],
         full: FullOptions::default(),
         incremental: IncrementalOptions::default(),
+        verify: Default::default(),
     }
 }
 
@@ -312,6 +316,7 @@ fn schemas_and_examples_match_the_types() {
             desired: DesiredState::Running,
             generation: 1,
             skip_ddl: vec![],
+            corrections: 0,
             created_at: at(),
             updated_at: at(),
         },
@@ -325,6 +330,7 @@ fn schemas_and_examples_match_the_types() {
             desired: DesiredState::Running,
             phases: vec![Phase::Schema, Phase::Full],
             epoch: 1,
+            check: None,
         },
         &mut drift,
     );
@@ -337,6 +343,7 @@ fn schemas_and_examples_match_the_types() {
             error: None,
             epoch: 1,
             running_since: Some(at()),
+            checker_epoch: 0,
             updated_at: at(),
         },
         &mut drift,
@@ -406,6 +413,67 @@ fn schemas_and_examples_match_the_types() {
             applied_position: Some(p0()),
             delay_seconds: Some(0.4),
             incremental: None,
+            check: None,
+        },
+        &mut drift,
+    );
+    let users = TableCheck {
+        source: TableRef::new("shop", "users"),
+        target: TableRef::new("shop_new", "users"),
+        columns: vec![
+            BatchColumn { name: "id".into(), column_type: ColumnType::Int { bytes: 8, unsigned: true } },
+            BatchColumn { name: "email".into(), column_type: ColumnType::Text { charset: "utf8mb4".into() } },
+        ],
+        key: vec!["id".into()],
+        source_rows: 1000,
+        target_rows: 1000,
+        chunks: 1,
+        chunks_differing: 1,
+        changed: 1,
+        diffs: vec![RowDiff {
+            kind: DiffKind::Changed,
+            key: vec![json!(7)],
+            source_row: Some(vec![json!(7), json!("ann@example.com")]),
+            target_row: None,
+            columns: vec![ColumnDiff {
+                column: "email".into(),
+                source: json!("ann@example.com"),
+                target: json!("Ann@example.com"),
+            }],
+        }],
+        elapsed_ms: 40,
+        ..Default::default()
+    };
+    contract(
+        "check_table",
+        Envelope {
+            position: Some(p0()),
+            produced_at: at(),
+            ..Envelope::new(
+                "shop-move",
+                "shop-move:check:3:shop.users".into(),
+                None,
+                CheckEvent::Table(users.clone()),
+            )
+        },
+        &mut drift,
+    );
+    let mut totals = CheckTotals::default();
+    totals.add(&users);
+    contract(
+        "checker_status",
+        CheckerStatus {
+            epoch: 3,
+            work: Some(CheckWork::Verify),
+            done: true,
+            started_at: Some(at()),
+            finished_at: Some(at()),
+            tables_total: 1,
+            totals,
+            results: [("shop.users".into(), 1)].into(),
+            source_position: Some(p0()),
+            updated_at: Some(at()),
+            ..Default::default()
         },
         &mut drift,
     );

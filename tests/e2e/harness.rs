@@ -259,6 +259,8 @@ pub struct Stack {
     pub store: Service,
     #[allow(dead_code)]
     pub dispatcher: Service,
+    #[allow(dead_code)]
+    pub checker: Service,
     pub api: String,
     http: reqwest::Client,
     /// Ports of the full-migrator's and the sink's /metrics.
@@ -345,6 +347,7 @@ impl Stack {
         let metrics_ports = (fm_port, sink_port);
         let store = Service::spawn("store", with_http(0), &dir)?;
         let dispatcher = Service::spawn("dispatcher", with_http(0), &dir)?;
+        let checker = Service::spawn("checker", with_http(0), &dir)?;
         let api = format!("http://127.0.0.1:{api_port}");
         Ok(Self {
             dir,
@@ -354,6 +357,7 @@ impl Stack {
             sink,
             store,
             dispatcher,
+            checker,
             api,
             http,
             metrics_ports,

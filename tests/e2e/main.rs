@@ -2,6 +2,7 @@
 //! project's source and target MariaDB (`scripts/dev-services up`).
 
 mod bad_input;
+mod check;
 mod crash;
 mod ddl;
 mod faults;

@@ -1,14 +1,28 @@
-//! The checker service (verification and correction SQL). This version does not implement its work yet: it connects to
-//! NATS, serves /healthz, /readyz and /metrics, and waits, so deployments and health checks can
-//! be set up ahead of it. It takes no assignments and writes nothing.
+//! The checker: full and live verification of a task's tables, diff reports and correction
+//! SQL (OMS Full-Verification, sync-diff-inspector, DM's validator). See `verify` for how
+//! tables are compared, `job` for the restart protocol, `correct` for corrections.
+
+pub mod correct;
+pub mod diff;
+pub mod error;
+pub mod job;
+pub mod live;
+pub mod pair;
+pub mod sql;
+pub mod verify;
 
 use ferry_kit::runtime::Runtime;
+use ferry_schemas::control::Role;
 use tokio_util::sync::CancellationToken;
 
 pub const COMPONENT: &str = "checker";
 
+/// Runs every checker assignment until `shutdown`.
 pub async fn run(rt: Runtime, shutdown: CancellationToken) {
     rt.ready.set(true);
-    tracing::info!("the {COMPONENT} service has no work in this version of Ferry; serving health only");
-    shutdown.cancelled().await;
+    let worker = rt.worker(Role::Checker);
+    ferry_kit::jobs::supervise(worker, shutdown, move |assignment, cancel| {
+        job::run(rt.clone(), assignment, cancel)
+    })
+    .await;
 }

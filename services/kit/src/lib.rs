@@ -14,5 +14,6 @@ pub mod runtime;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod watermark;
 
 pub use error::{ErrorClass, KitError};

@@ -28,6 +28,7 @@ struct Rates {
     sink_rows: u64,
     sink_txns: u64,
     source_rows: u64,
+    checker_rows: u64,
     at: Instant,
 }
 
@@ -62,6 +63,11 @@ pub struct Metrics {
     pub dispatcher_ready_transaction_size: Family<TaskLabel, Gauge>,
     /// Seconds between the source time of the newest applied event and its apply.
     pub sink_delay: FGauge,
+    /// Source rows verified by the checker.
+    pub checker_rows_total: Family<TaskLabel, Counter>,
+    pub checker_rps: FGauge,
+    /// Rows the newest verification found different (missing + extra + changed).
+    pub checker_diff_rows: Family<TaskLabel, Gauge>,
     rate_state: Mutex<HashMap<TaskLabel, Rates>>,
 }
 
@@ -83,6 +89,9 @@ impl Metrics {
             source_delay: Family::default(),
             dispatcher_ready_transaction_size: Family::default(),
             sink_delay: Family::default(),
+            checker_rows_total: Family::default(),
+            checker_rps: Family::default(),
+            checker_diff_rows: Family::default(),
             rate_state: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -128,6 +137,13 @@ impl Metrics {
             "Seconds between a change's commit on the source and its apply on the target",
             m.sink_delay.clone(),
         );
+        registry.register("checker_rows", "Source rows verified", m.checker_rows_total.clone());
+        registry.register("checker_rps", "Source rows verified per second", m.checker_rps.clone());
+        registry.register(
+            "checker_diff_rows",
+            "Rows the newest verification found different",
+            m.checker_diff_rows.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -162,6 +178,7 @@ impl Metrics {
                 sink_rows: self.sink_total_record.get_or_create(&l).get().max(0) as u64,
                 sink_txns: self.sink_transactions.get_or_create(&l).get(),
                 source_rows: self.source_record_num.get_or_create(&l).get().max(0) as u64,
+                checker_rows: self.checker_rows_total.get_or_create(&l).get(),
                 at: now,
             };
             if let Some(prev) = state.get(&l).copied() {
@@ -170,6 +187,7 @@ impl Metrics {
                 self.sink_rps.get_or_create(&l).set(rate(next.sink_rows, prev.sink_rows));
                 self.sink_tps.get_or_create(&l).set(rate(next.sink_txns, prev.sink_txns));
                 self.source_rps.get_or_create(&l).set(rate(next.source_rows, prev.source_rows));
+                self.checker_rps.get_or_create(&l).set(rate(next.checker_rows, prev.checker_rows));
             }
             state.insert(l, next);
         }
@@ -182,6 +200,7 @@ impl Metrics {
                 sink_rows: 0,
                 sink_txns: 0,
                 source_rows: 0,
+                checker_rows: 0,
                 at: Instant::now(),
             });
         }

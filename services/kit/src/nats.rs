@@ -145,6 +145,18 @@ impl Nats {
         .await
     }
 
+    /// Gets or creates a task's CHECK stream: verification results, kept 30 days.
+    pub async fn check_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
+        self.task_stream(stream::Config {
+            name: names::check_stream(task),
+            subjects: vec![names::check_subject(task)],
+            retention: stream::RetentionPolicy::Limits,
+            max_age: Duration::from_secs(30 * 86_400),
+            ..Default::default()
+        })
+        .await
+    }
+
     async fn task_stream(&self, config: stream::Config) -> Result<stream::Stream, KitError> {
         let name = config.name.clone();
         self.js

@@ -1,5 +1,5 @@
-//! The REST API (`/api/v1`): create, list, show, start, pause, resume, stop, skip-ddl and delete
-//! tasks.
+//! The REST API (`/api/v1`): create, list, show, start, pause, resume, stop, skip-ddl, correct
+//! and delete tasks; the check report and its correction SQL.
 //!
 //! Specs arrive as YAML or JSON. Every refusal is a JSON body `{"error": ..., "problems": [...]}`
 //! that names the field or object and the fix. Passwords are sealed before the record is stored
@@ -58,6 +58,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/tasks", get(list).post(create))
         .route("/api/v1/tasks/{name}", get(show).delete(delete))
+        .route("/api/v1/tasks/{name}/check-report", get(check_report))
+        .route("/api/v1/tasks/{name}/check-report/sql", get(check_sql))
         .route("/api/v1/tasks/{name}/{action}", post(action))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -113,6 +115,7 @@ async fn create(
         desired: if q.start { DesiredState::Running } else { DesiredState::Paused },
         generation: u64::from(q.start),
         skip_ddl: Vec::new(),
+        corrections: 0,
         created_at: now,
         updated_at: now,
     };
@@ -150,6 +153,28 @@ async fn show(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<
     Ok(Json(view::build(&s.store, &record).await?))
 }
 
+async fn load_report(s: &ApiState, name: &str) -> ApiResult<ferry_schemas::check::CheckReport> {
+    load(s, name).await?;
+    crate::report::build(&s.store, name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("task {name} has not been verified; add the verify phase to its spec"),
+        )
+    })
+}
+
+async fn check_report(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(load_report(&s, &name).await?))
+}
+
+async fn check_sql(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<impl IntoResponse> {
+    let report = load_report(&s, &name).await?;
+    let sql = crate::report::correction_sql(&report).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the correction SQL: {e}"))
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/sql; charset=utf-8")], sql))
+}
+
 async fn action(
     State(s): State<ApiState>,
     Path((name, action)): Path<(String, String)>,
@@ -176,6 +201,18 @@ async fn action(
                 }
                 tracing::info!(task = name, position = %blocked.position, sql = blocked.sql, "DDL to be skipped");
             }
+            "correct" => {
+                let checker = s.store.checker_status(&name).await?.unwrap_or_default();
+                if !checker.done
+                    || checker.totals.missing + checker.totals.extra + checker.totals.changed == 0
+                {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("task {name} has no finished verification with differing rows; nothing to correct"),
+                    ));
+                }
+                record.corrections = record.corrections.max(checker.corrections_done) + 1;
+            }
             "pause" => record.desired = DesiredState::Paused,
             "stop" => record.desired = DesiredState::Stopped,
             _ => unreachable!("checked above"),
@@ -200,9 +237,13 @@ fn check_action(action: &str, st: &SchedulerStatus) -> ApiResult<()> {
         ("start" | "resume" | "pause" | "stop", _) => Ok(()),
         ("skip-ddl", TaskState::Paused) => Ok(()),
         ("skip-ddl", _) => refuse("only a paused task can skip a DDL statement"),
+        ("correct", TaskState::Paused | TaskState::Completed) => Ok(()),
+        ("correct", _) => refuse(
+            "only a paused or completed task can be corrected (the sink must not be writing); pause it first",
+        ),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("unknown action {action}; use start, pause, resume, stop or skip-ddl"),
+            format!("unknown action {action}; use start, pause, resume, stop, skip-ddl or correct"),
         )),
     }
 }

@@ -33,6 +33,7 @@ pub async fn delete_task(rt: &Runtime, store: &Store, record: &TaskRecord) -> Re
         names::cdc_stream(task),
         names::apply_stream(task),
         names::schema_stream(task),
+        names::check_stream(task),
     ] {
         if rt.nats.js.get_stream(&stream).await.is_ok() {
             rt.nats

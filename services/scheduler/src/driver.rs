@@ -12,6 +12,7 @@
 use crate::events;
 use crate::precheck;
 use crate::store::Store;
+use crate::verification;
 use crate::view::initial_status;
 use ferry_kit::error::report;
 use ferry_kit::runtime::Runtime;
@@ -60,7 +61,7 @@ impl Driver {
     async fn drive(&mut self, record: &TaskRecord) -> Result<(), KitError> {
         let task = record.spec.name.clone();
         let mut st = self.store.scheduler_status(&task).await?.unwrap_or_else(|| initial_status(record));
-        let before = (st.state, st.phase, st.error.clone());
+        let before = (st.state, st.phase, st.error.clone(), st.checker_epoch);
         match record.desired {
             DesiredState::Running
                 if record.generation > st.epoch
@@ -71,19 +72,27 @@ impl Driver {
                 if st.phase != Some(Phase::Precheck) {
                     self.store.assign(&task, DesiredState::Running, &record.spec.phases, st.epoch).await?;
                 }
+                if st.phase == Some(Phase::Verify) {
+                    verification::start(&self.store, record, &mut st).await?;
+                }
             }
             DesiredState::Running if st.state == TaskState::Running => self.advance(record, &mut st).await?,
             DesiredState::Paused if st.state == TaskState::Running => {
                 self.store.assign(&task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+                verification::hold(&self.store, record, &st, DesiredState::Paused).await?;
                 st.state = TaskState::Paused;
             }
             DesiredState::Stopped if !matches!(st.state, TaskState::Stopped | TaskState::Completed) => {
                 self.store.assign(&task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+                verification::hold(&self.store, record, &st, DesiredState::Stopped).await?;
                 st.state = TaskState::Stopped;
             }
             _ => {}
         }
-        if (st.state, st.phase, st.error.clone()) != before {
+        if matches!(st.state, TaskState::Paused | TaskState::Completed) {
+            verification::corrections(&self.store, record, &mut st).await?;
+        }
+        if (st.state, st.phase, st.error.clone(), st.checker_epoch) != before {
             st.updated_at = chrono::Utc::now();
             self.store.put_scheduler_status(&task, &st).await?;
             events::publish(&self.rt.nats, &task, &st).await;
@@ -96,7 +105,22 @@ impl Driver {
         match st.phase {
             Some(Phase::Precheck) => self.precheck(record, st).await,
             Some(Phase::Schema) | Some(Phase::Full) => self.watch_copy(record, st).await,
-            Some(Phase::Incremental) => self.watch_errors(record, st).await.map(|_| ()),
+            Some(Phase::Incremental) => {
+                let paused = self.watch_errors(record, st).await?;
+                if !paused
+                    && record.spec.phases.contains(&Phase::Verify)
+                    && verification::caught_up(&self.store, &record.spec.name).await?
+                {
+                    verification::start(&self.store, record, st).await?;
+                }
+                Ok(())
+            }
+            Some(Phase::Verify) => {
+                if !self.watch_errors(record, st).await? {
+                    verification::watch(&self.store, record, st).await?;
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -147,6 +171,10 @@ impl Driver {
             self.store
                 .assign(&record.spec.name, DesiredState::Running, &record.spec.phases, st.epoch)
                 .await?;
+            if st.phase == Some(Phase::Verify) {
+                // A verify-only task: nothing to copy or sync first.
+                verification::start(&self.store, record, st).await?;
+            }
         }
         st.precheck = results;
         Ok(())
@@ -166,6 +194,7 @@ impl Driver {
             fresh(&self.store.store_status(task).await?.error),
             fresh(&self.store.dispatcher_status(task).await?.error),
             fresh(&self.store.sink_status(task).await?.error),
+            fresh(&self.store.checker_status(task).await?.and_then(|c| c.error)),
         ];
         if let Some(err) = errors.into_iter().flatten().next() {
             self.store.assign(task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
@@ -192,6 +221,9 @@ impl Driver {
                 // The copy is in the target: apply replays from P0, in safe mode up to P1.
                 st.phase = Some(Phase::Incremental);
                 return Ok(());
+            }
+            if record.spec.phases.contains(&Phase::Verify) {
+                return verification::start(&self.store, record, st).await;
             }
             self.store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
             st.state = TaskState::Completed;
@@ -255,6 +287,7 @@ fn restart(record: &TaskRecord, st: SchedulerStatus) -> SchedulerStatus {
         error: None,
         epoch: record.generation,
         running_since: Some(chrono::Utc::now()),
+        checker_epoch: st.checker_epoch,
         updated_at: chrono::Utc::now(),
     }
 }

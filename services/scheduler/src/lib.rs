@@ -5,7 +5,9 @@ pub mod cleanup;
 pub mod driver;
 pub mod events;
 pub mod precheck;
+pub mod report;
 pub mod store;
+pub mod verification;
 pub mod view;
 
 use ferry_kit::runtime::Runtime;

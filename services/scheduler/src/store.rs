@@ -1,13 +1,10 @@
 //! Reading and writing the control-plane records of one task.
 
-use chrono::{DateTime, Utc};
 use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets};
 use ferry_kit::KitError;
-use ferry_schemas::cdc::{CdcEvent, Transaction};
-use ferry_schemas::control::{Assignment, DesiredState, Role, TaskRecord};
-use ferry_schemas::envelope::Envelope;
+use ferry_schemas::check::CheckerStatus;
+use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Role, TaskRecord};
 use ferry_schemas::names;
-use ferry_schemas::position::SourcePosition;
 use ferry_schemas::status::{
     DispatcherStatus, FullMigratorStatus, SchedulerStatus, SinkStatus, StoreStatus, TableProgress,
 };
@@ -23,46 +20,12 @@ pub struct Store {
     pub js: async_nats::jetstream::Context,
 }
 
-/// How far incremental sync has applied *everything*: the source position and time of the
-/// newest change such that it and every change before it are on the target.
-#[derive(Clone, Debug)]
-pub struct Watermark {
-    pub position: SourcePosition,
-    pub source_time: DateTime<Utc>,
-}
+pub use ferry_kit::watermark::Watermark;
 
 impl Store {
-    /// The applied watermark, from the streams: APPLY messages below the APPLY stream's first
-    /// remaining one are all applied (work-queue retention deletes a message when the sink acks
-    /// it after its commit), and the CDC message behind the newest of them says where and when
-    /// on the source that is. The sink's own record is the newest change it applied, which
-    /// may be ahead of an older one still pending in another partition. `None` before
-    /// anything was applied or when NATS cannot be read.
+    /// The applied watermark (see [`ferry_kit::watermark`]).
     pub async fn applied_watermark(&self, task: &str) -> Option<Watermark> {
-        let offset = self.dispatcher_status(task).await.ok()?.apply_offset?;
-        let mut apply = self.js.get_stream(names::apply_stream(task)).await.ok()?;
-        let state = apply.info().await.ok()?.state.clone();
-        let applied =
-            if state.messages == 0 { state.last_sequence } else { state.first_sequence.saturating_sub(1) };
-        let cdc_seq = u64::try_from(i64::try_from(applied).ok()? - offset).ok().filter(|s| *s > 0)?;
-        let cdc = self.js.get_stream(names::cdc_stream(task)).await.ok()?;
-        let msg = cdc.get_raw_message(cdc_seq).await.ok()?;
-        let env: Envelope<CdcEvent> = serde_json::from_slice(&msg.payload).ok()?;
-        let mut position = env.position?;
-        let source_time = match &env.body {
-            CdcEvent::Transaction(Transaction {
-                last_part: false, begin: Some(begin), committed_at, ..
-            }) => {
-                // Part of a split transaction whose later parts are not applied: the source
-                // position reached is the transaction's beginning.
-                position.binlog = begin.clone();
-                *committed_at
-            }
-            CdcEvent::Transaction(t) => t.committed_at,
-            CdcEvent::Ddl(d) => d.committed_at,
-            CdcEvent::Heartbeat(h) => h.source_time,
-        };
-        Some(Watermark { position, source_time })
+        ferry_kit::watermark::applied(&self.js, &self.buckets.status, task).await
     }
 
     pub async fn task_names(&self) -> Result<Vec<String>, KitError> {
@@ -115,6 +78,10 @@ impl Store {
         Ok(kv_get(&self.buckets.status, &names::status_key(task, "dispatcher")).await?.unwrap_or_default())
     }
 
+    pub async fn checker_status(&self, task: &str) -> Result<Option<CheckerStatus>, KitError> {
+        kv_get(&self.buckets.status, &names::status_key(task, "checker")).await
+    }
+
     pub async fn sink_status(&self, task: &str) -> Result<SinkStatus, KitError> {
         Ok(kv_get(&self.buckets.status, &names::status_key(task, "sink")).await?.unwrap_or_default())
     }
@@ -136,11 +103,43 @@ impl Store {
         epoch: u64,
     ) -> Result<(), KitError> {
         for role in DATA_ROLES {
-            let a =
-                Assignment { task: task.to_owned(), role: *role, desired, phases: phases.to_vec(), epoch };
+            let a = Assignment {
+                task: task.to_owned(),
+                role: *role,
+                desired,
+                phases: phases.to_vec(),
+                epoch,
+                check: None,
+            };
             kv_put(&self.buckets.tasks, &names::assignment_key(task, role.as_str()), &a).await?;
         }
         Ok(())
+    }
+
+    /// The checker's assignment: what to do (`work`) in which checker epoch.
+    pub async fn assign_checker(
+        &self,
+        task: &str,
+        desired: DesiredState,
+        phases: &[Phase],
+        epoch: u64,
+        work: CheckWork,
+    ) -> Result<(), KitError> {
+        let a = Assignment {
+            task: task.to_owned(),
+            role: Role::Checker,
+            desired,
+            phases: phases.to_vec(),
+            epoch,
+            check: Some(work),
+        };
+        kv_put(&self.buckets.tasks, &names::assignment_key(task, Role::Checker.as_str()), &a)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn assignment(&self, task: &str, role: Role) -> Result<Option<Assignment>, KitError> {
+        kv_get(&self.buckets.tasks, &names::assignment_key(task, role.as_str())).await
     }
 
     /// Removes every record of a task from the buckets.
@@ -153,13 +152,13 @@ impl Store {
             let kv = kv.clone();
             async move { kv.purge(&key).await.map_err(|e| KitError::nats(format!("deleting {key}"), e)) }
         };
-        for role in DATA_ROLES {
+        for role in DATA_ROLES.iter().chain([&Role::Checker]) {
             del(&self.buckets.tasks, names::assignment_key(task, role.as_str())).await?;
         }
         for t in tables {
             del(&self.buckets.status, names::table_progress_key(task, &t.database, &t.table)).await?;
         }
-        for c in [COMPONENT, "full-migrator", "sink"] {
+        for c in [COMPONENT, "full-migrator", "sink", "checker"] {
             del(&self.buckets.status, names::status_key(task, c)).await?;
         }
         del(&self.buckets.tasks, names::task_key(task)).await

@@ -79,6 +79,10 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
             None => sink.incremental.as_ref().map(delay_seconds),
         },
         incremental: sink.incremental.clone(),
+        check: store.checker_status(task).await?.filter(|c| c.epoch > 0).map(|mut c| {
+            c.results.clear();
+            c
+        }),
     })
 }
 
@@ -103,6 +107,7 @@ pub fn initial_status(_record: &TaskRecord) -> SchedulerStatus {
         error: None,
         epoch: 0,
         running_since: None,
+        checker_epoch: 0,
         updated_at: chrono::Utc::now(),
     }
 }

@@ -1,0 +1,56 @@
+//! Live verification's one question: has incremental sync applied everything up to a source
+//! position yet? Answered by the applied watermark ([`ferry_kit::watermark`]), polled until it
+//! passes the position or a deadline says the sink is not applying.
+
+use crate::error::{definite, CheckError};
+use async_nats::jetstream::{kv, Context};
+use ferry_schemas::position::SourcePosition;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const POLL: Duration = Duration::from_millis(200);
+
+pub struct Live {
+    pub js: Context,
+    pub status: kv::Store,
+    pub task: String,
+    pub retries: u32,
+    /// How long to wait for the sink to pass a position before giving up.
+    pub patience: Duration,
+}
+
+impl Live {
+    /// Returns once every change up to `at` is applied on the target. `None` (binary logging
+    /// off) returns at once: there is nothing to wait for.
+    pub async fn wait_applied(
+        &self,
+        at: Option<&SourcePosition>,
+        cancel: &CancellationToken,
+    ) -> Result<(), CheckError> {
+        let Some(at) = at else { return Ok(()) };
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let wm = ferry_kit::watermark::applied(&self.js, &self.status, &self.task).await;
+            if wm.as_ref().is_some_and(|w| w.position.binlog >= at.binlog) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(definite(
+                    "sink_behind",
+                    None,
+                    format!(
+                        "incremental sync did not apply up to source position {at} within {} s (applied: {}); \
+                         live verification cannot tell changes in flight from differences",
+                        self.patience.as_secs(),
+                        wm.map_or("nothing yet".to_owned(), |w| w.position.to_string())
+                    ),
+                    "check that the sink is running and catching up (ferry task status), then resume the task",
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = cancel.cancelled() => return Err(CheckError::Cancelled),
+            }
+        }
+    }
+}

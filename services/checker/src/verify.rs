@@ -1,0 +1,489 @@
+//! Verification of one table: chunk checksums, bisection down to rows, exact row comparison,
+//! and (while incremental sync runs) re-checks past the applied position.
+//!
+//! Chunks are cut by the source key: each boundary is the key of the `chunk_rows`-th next row
+//! (an index walk on the source), chunks are half-open key ranges `(lo, hi]` and the last one
+//! is open-ended, so every target row, extra ones included, falls in exactly one chunk. Chunks
+//! are compared `concurrency` at a time while the next boundaries are read. A chunk whose
+//! checksums differ is split at the middle key of the side holding more rows, and only the
+//! halves that differ are split again, until a range holds at most [`ROWS_TO_COMPARE`] rows:
+//! those are read from both sides and compared value by value.
+//!
+//! Live: a checksum read on the source at position P can differ from the target only because
+//! the sink has not applied up to P yet. So a difference is re-checked after the applied
+//! watermark passed P (with a fresh P each time), `live_retries` times; only a difference that
+//! persists is located, and its rows are re-checked the same way before they are reported.
+
+use crate::diff::{self, Row};
+use crate::error::{definite, CheckError, Side};
+use crate::live::Live;
+use crate::pair::TablePair;
+use crate::sql::{KeyRange, TableSql};
+use ferry_schemas::check::{DiffKind, RowDiff, TableCheck};
+use ferry_schemas::position::SourcePosition;
+use ferry_schemas::task::VerifyOptions;
+use ferry_schemas::value::{ColumnType, SqlValue};
+use futures::TryStreamExt;
+use mysql_async::prelude::*;
+use mysql_async::{Pool, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A range is compared row by row once both sides together hold at most this many rows.
+pub const ROWS_TO_COMPARE: u64 = 256;
+/// A keyless table that differs is compared as a whole only up to this many rows per side.
+pub const KEYLESS_ROW_LIMIT: u64 = 200_000;
+/// Keys per re-check statement.
+const KEYS_PER_READ: usize = 500;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checksum {
+    pub count: u64,
+    pub sum: String,
+    pub xor: String,
+}
+
+/// Caps the source rows verified per second across every worker.
+pub struct RateLimit {
+    per_second: u64,
+    started: Instant,
+    rows: AtomicU64,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u64) -> Self {
+        Self { per_second, started: Instant::now(), rows: AtomicU64::new(0) }
+    }
+    async fn account(&self, rows: u64) {
+        if self.per_second == 0 {
+            return;
+        }
+        let total = self.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+        let due = Duration::from_secs_f64(total as f64 / self.per_second as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// What every table verification shares.
+pub struct Verifier {
+    pub source: Pool,
+    pub target: Pool,
+    pub options: VerifyOptions,
+    pub live: Option<Live>,
+    pub limit: Arc<RateLimit>,
+    /// The task's `checker_rows` counter.
+    pub rows_verified: prometheus_client::metrics::counter::Counter,
+    pub cancel: CancellationToken,
+}
+
+/// One chunk's outcome.
+#[derive(Default)]
+struct ChunkResult {
+    source_rows: u64,
+    target_rows: u64,
+    differed: bool,
+    diffs: Vec<RowDiff>,
+}
+
+impl Verifier {
+    /// Verifies a whole table.
+    pub async fn table(&self, pair: &TablePair) -> Result<TableCheck, CheckError> {
+        let started = Instant::now();
+        let mut check = TableCheck {
+            source: pair.source.clone(),
+            target: pair.target.clone(),
+            columns: pair.columns.clone(),
+            key: pair.key.clone(),
+            ..TableCheck::default()
+        };
+        let results: Vec<ChunkResult> = if pair.key.is_empty() {
+            vec![self.keyless(pair).await?]
+        } else {
+            let ranges = self.boundaries(pair);
+            ranges
+                .map_ok(|range| self.chunk(pair, range))
+                .try_buffer_unordered(self.options.concurrency.max(1) as usize)
+                .try_collect()
+                .await?
+        };
+        for r in results {
+            check.chunks += 1;
+            check.source_rows += r.source_rows;
+            check.target_rows += r.target_rows;
+            check.chunks_differing += u64::from(r.differed);
+            self.add_diffs(&mut check, r.diffs);
+        }
+        sort_diffs(&mut check.diffs);
+        check.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(check)
+    }
+
+    /// Re-verifies only the given rows of a table (after a correction).
+    pub async fn rows(&self, pair: &TablePair, keys: Vec<Vec<SqlValue>>) -> Result<TableCheck, CheckError> {
+        let started = Instant::now();
+        let mut check = TableCheck {
+            source: pair.source.clone(),
+            target: pair.target.clone(),
+            columns: pair.columns.clone(),
+            key: pair.key.clone(),
+            recheck: true,
+            ..TableCheck::default()
+        };
+        for batch in keys.chunks(KEYS_PER_READ) {
+            let (diffs, source_rows, target_rows) = self.compare_keys(pair, batch).await?;
+            check.chunks += 1;
+            check.source_rows += source_rows;
+            check.target_rows += target_rows;
+            check.chunks_differing += u64::from(!diffs.is_empty());
+            self.add_diffs(&mut check, diffs);
+        }
+        sort_diffs(&mut check.diffs);
+        check.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(check)
+    }
+
+    fn add_diffs(&self, check: &mut TableCheck, diffs: Vec<RowDiff>) {
+        for d in diffs {
+            match d.kind {
+                DiffKind::Missing => check.missing += 1,
+                DiffKind::Extra => check.extra += 1,
+                DiffKind::Changed => check.changed += 1,
+            }
+            if check.diffs.len() < self.options.max_diffs_per_table as usize {
+                check.diffs.push(d);
+            } else {
+                check.truncated = true;
+            }
+        }
+    }
+
+    /// The chunk ranges of a table, read from the source as they are needed.
+    fn boundaries<'a>(
+        &'a self,
+        pair: &'a TablePair,
+    ) -> impl futures::Stream<Item = Result<KeyRange, CheckError>> + 'a {
+        let step = u64::from(self.options.chunk_rows.max(1));
+        futures::stream::try_unfold(Some(None::<Vec<SqlValue>>), move |state| async move {
+            let Some(lo) = state else { return Ok(None) };
+            if self.cancel.is_cancelled() {
+                return Err(CheckError::Cancelled);
+            }
+            let open = KeyRange { lo: lo.clone(), hi: None };
+            let hi = key_at(&self.source, Side::Source, &pair.src, &open, step - 1).await?;
+            let next = hi.clone().map(Some);
+            Ok(Some((KeyRange { lo, hi }, next)))
+        })
+    }
+
+    /// Compares one chunk; locates and (live) re-checks the rows that differ.
+    async fn chunk(&self, pair: &TablePair, range: KeyRange) -> Result<ChunkResult, CheckError> {
+        if self.cancel.is_cancelled() {
+            return Err(CheckError::Cancelled);
+        }
+        let (mut s, mut t, mut at) = self.checksums(pair, &range).await?;
+        let mut result = ChunkResult { source_rows: s.count, target_rows: t.count, ..Default::default() };
+        self.limit.account(s.count).await;
+        self.rows_verified.inc_by(s.count);
+        if s == t {
+            return Ok(result);
+        }
+        result.differed = true;
+        if let Some(live) = &self.live {
+            for _ in 0..live.retries {
+                live.wait_applied(at.as_ref(), &self.cancel).await?;
+                (s, t, at) = self.checksums(pair, &range).await?;
+                if s == t {
+                    return Ok(result);
+                }
+            }
+        }
+        let diffs = self.locate(pair, range, s, t).await?;
+        result.diffs = self.confirm(pair, diffs).await?;
+        Ok(result)
+    }
+
+    /// Both sides' checksums of a range, read at the same time; with live verification also
+    /// the source position read after the source checksum.
+    async fn checksums(
+        &self,
+        pair: &TablePair,
+        range: &KeyRange,
+    ) -> Result<(Checksum, Checksum, Option<SourcePosition>), CheckError> {
+        let live = self.live.is_some();
+        let source = async {
+            let mut conn =
+                self.source.get_conn().await.map_err(|e| CheckError::db(Side::Source, "connecting", e))?;
+            let sum = checksum(&mut conn, Side::Source, &pair.src, range).await?;
+            let at = if live {
+                ferry_mysql::position::current(&mut conn)
+                    .await
+                    .map_err(|error| CheckError::Db { side: Side::Source, error })?
+            } else {
+                None
+            };
+            Ok::<_, CheckError>((sum, at))
+        };
+        let target = async {
+            let mut conn =
+                self.target.get_conn().await.map_err(|e| CheckError::db(Side::Target, "connecting", e))?;
+            checksum(&mut conn, Side::Target, &pair.tgt, range).await
+        };
+        let ((s, at), t) = tokio::try_join!(source, target)?;
+        Ok((s, t, at))
+    }
+
+    /// Bisects a differing range down to small ranges and compares their rows.
+    async fn locate(
+        &self,
+        pair: &TablePair,
+        range: KeyRange,
+        s: Checksum,
+        t: Checksum,
+    ) -> Result<Vec<RowDiff>, CheckError> {
+        let mut todo = vec![(range, s, t)];
+        let mut out = Vec::new();
+        while let Some((range, s, t)) = todo.pop() {
+            if self.cancel.is_cancelled() {
+                return Err(CheckError::Cancelled);
+            }
+            if s.count + t.count <= ROWS_TO_COMPARE {
+                out.extend(self.compare_range(pair, &range).await?);
+                continue;
+            }
+            let (pool, side, sql, count) = if s.count >= t.count {
+                (&self.source, Side::Source, &pair.src, s.count)
+            } else {
+                (&self.target, Side::Target, &pair.tgt, t.count)
+            };
+            let Some(mid) = key_at(pool, side, sql, &range, count / 2 - 1).await? else {
+                // The range changed under us (live): compare what is there now.
+                out.extend(self.compare_range(pair, &range).await?);
+                continue;
+            };
+            for half in [
+                KeyRange { lo: range.lo.clone(), hi: Some(mid.clone()) },
+                KeyRange { lo: Some(mid.clone()), hi: range.hi.clone() },
+            ] {
+                let (s, t, _) = self.checksums(pair, &half).await?;
+                if s != t {
+                    todo.push((half, s, t));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn compare_range(&self, pair: &TablePair, range: &KeyRange) -> Result<Vec<RowDiff>, CheckError> {
+        let (src_sql, src_params) = pair.src.rows(range);
+        let (tgt_sql, tgt_params) = pair.tgt.rows(range);
+        let (source, target) = tokio::try_join!(
+            read_rows(&self.source, Side::Source, &pair.src, src_sql, src_params),
+            read_rows(&self.target, Side::Target, &pair.tgt, tgt_sql, tgt_params),
+        )?;
+        Ok(diff::keyed(&names(pair), &pair.src.key, &source, &target))
+    }
+
+    /// Live: keeps only the differences that persist after the sink applied past the source
+    /// reads, re-reading those rows up to `live_retries` times.
+    async fn confirm(&self, pair: &TablePair, mut diffs: Vec<RowDiff>) -> Result<Vec<RowDiff>, CheckError> {
+        let Some(live) = &self.live else { return Ok(diffs) };
+        for _ in 0..live.retries {
+            if diffs.is_empty() {
+                break;
+            }
+            let keys = keys_of(pair, &diffs)?;
+            let mut next = Vec::new();
+            for batch in keys.chunks(KEYS_PER_READ) {
+                next.extend(self.compare_keys(pair, batch).await?.0);
+            }
+            diffs = next;
+        }
+        Ok(diffs)
+    }
+
+    /// Reads the rows with these keys on the source (and, live, the position after), waits
+    /// until that position is applied, reads them on the target and compares.
+    async fn compare_keys(
+        &self,
+        pair: &TablePair,
+        keys: &[Vec<SqlValue>],
+    ) -> Result<(Vec<RowDiff>, u64, u64), CheckError> {
+        let (src_sql, src_params) = pair.src.rows_by_keys(keys);
+        let source = read_rows(&self.source, Side::Source, &pair.src, src_sql, src_params).await?;
+        if let Some(live) = &self.live {
+            let mut conn =
+                self.source.get_conn().await.map_err(|e| CheckError::db(Side::Source, "connecting", e))?;
+            let at = ferry_mysql::position::current(&mut conn)
+                .await
+                .map_err(|error| CheckError::Db { side: Side::Source, error })?;
+            drop(conn);
+            live.wait_applied(at.as_ref(), &self.cancel).await?;
+        }
+        let (tgt_sql, tgt_params) = pair.tgt.rows_by_keys(keys);
+        let target = read_rows(&self.target, Side::Target, &pair.tgt, tgt_sql, tgt_params).await?;
+        let (s, t) = (source.len() as u64, target.len() as u64);
+        Ok((diff::keyed(&names(pair), &pair.src.key, &source, &target), s, t))
+    }
+
+    /// A table without a usable key: one checksum over all rows; if it differs, every row of
+    /// both sides compared as multisets (up to [`KEYLESS_ROW_LIMIT`] rows a side).
+    async fn keyless(&self, pair: &TablePair) -> Result<ChunkResult, CheckError> {
+        let all = KeyRange::default();
+        let (mut s, mut t, mut at) = self.checksums(pair, &all).await?;
+        let mut result = ChunkResult { source_rows: s.count, target_rows: t.count, ..Default::default() };
+        self.limit.account(s.count).await;
+        self.rows_verified.inc_by(s.count);
+        if s == t {
+            return Ok(result);
+        }
+        result.differed = true;
+        if let Some(live) = &self.live {
+            for _ in 0..live.retries {
+                live.wait_applied(at.as_ref(), &self.cancel).await?;
+                (s, t, at) = self.checksums(pair, &all).await?;
+                if s == t {
+                    return Ok(result);
+                }
+            }
+        }
+        if s.count.max(t.count) > KEYLESS_ROW_LIMIT {
+            return Err(definite(
+                "keyless_too_large",
+                Some(pair.source.to_string()),
+                format!(
+                    "table {} has no primary or non-null unique key and differs on the target; with {} rows \
+                     it is too large to locate the differing rows (limit {KEYLESS_ROW_LIMIT})",
+                    pair.source,
+                    s.count.max(t.count)
+                ),
+                "add a primary key to the table, or exclude it from the task and compare it by hand",
+            ));
+        }
+        let (src_sql, src_params) = pair.src.rows(&all);
+        let (tgt_sql, tgt_params) = pair.tgt.rows(&all);
+        let (source, target) = tokio::try_join!(
+            read_rows(&self.source, Side::Source, &pair.src, src_sql, src_params),
+            read_rows(&self.target, Side::Target, &pair.tgt, tgt_sql, tgt_params),
+        )?;
+        result.diffs = diff::keyless(&source, &target);
+        Ok(result)
+    }
+}
+
+fn names(pair: &TablePair) -> Vec<String> {
+    pair.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// Differences in a stable order: by kind, then key.
+fn sort_diffs(diffs: &mut [RowDiff]) {
+    let rank = |k: DiffKind| match k {
+        DiffKind::Missing => 0,
+        DiffKind::Extra => 1,
+        DiffKind::Changed => 2,
+    };
+    diffs.sort_by(|a, b| {
+        rank(a.kind).cmp(&rank(b.kind)).then_with(|| {
+            serde_json::Value::Array(a.key.clone())
+                .to_string()
+                .cmp(&serde_json::Value::Array(b.key.clone()).to_string())
+        })
+    });
+}
+
+/// The typed keys of row differences (for re-checks).
+pub fn keys_of(pair: &TablePair, diffs: &[RowDiff]) -> Result<Vec<Vec<SqlValue>>, CheckError> {
+    let types: Vec<&ColumnType> = pair.src.key.iter().map(|&i| &pair.columns[i].column_type).collect();
+    diffs
+        .iter()
+        .map(|d| {
+            types
+                .iter()
+                .zip(&d.key)
+                .map(|(ty, v)| SqlValue::from_json(ty, v))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    definite(
+                        "bad_report",
+                        Some(pair.source.to_string()),
+                        format!("a key in the report is unreadable: {e}"),
+                        "verify the task again",
+                    )
+                })
+        })
+        .collect()
+}
+
+async fn checksum(
+    conn: &mut mysql_async::Conn,
+    side: Side,
+    sql: &TableSql,
+    range: &KeyRange,
+) -> Result<Checksum, CheckError> {
+    let (text, params) = sql.checksum(range);
+    let row: Option<(u64, String, String)> = conn
+        .exec_first(text, params)
+        .await
+        .map_err(|e| CheckError::db(side, format!("checksumming {}", sql.table), e))?;
+    let (count, sum, xor) = row.unwrap_or((0, "0".into(), "0".into()));
+    Ok(Checksum { count, sum, xor })
+}
+
+/// The key of the `offset`-th row of a range, or `None` past its end.
+async fn key_at(
+    pool: &Pool,
+    side: Side,
+    sql: &TableSql,
+    range: &KeyRange,
+    offset: u64,
+) -> Result<Option<Vec<SqlValue>>, CheckError> {
+    let (text, params) = sql.key_at(range, offset);
+    let mut conn = pool.get_conn().await.map_err(|e| CheckError::db(side, "connecting", e))?;
+    let row: Option<mysql_async::Row> = conn
+        .exec_first(text, params)
+        .await
+        .map_err(|e| CheckError::db(side, format!("reading chunk boundaries of {}", sql.table), e))?;
+    let Some(row) = row else { return Ok(None) };
+    let types: Vec<&ColumnType> = sql.key.iter().map(|&i| &sql.columns[i].1).collect();
+    convert(side, sql, row.unwrap(), &types).map(Some)
+}
+
+async fn read_rows(
+    pool: &Pool,
+    side: Side,
+    sql: &TableSql,
+    text: String,
+    params: Vec<Value>,
+) -> Result<Vec<Row>, CheckError> {
+    let mut conn = pool.get_conn().await.map_err(|e| CheckError::db(side, "connecting", e))?;
+    let rows: Vec<mysql_async::Row> = conn
+        .exec(text, params)
+        .await
+        .map_err(|e| CheckError::db(side, format!("reading rows of {}", sql.table), e))?;
+    let types: Vec<&ColumnType> = sql.columns.iter().map(|(_, t)| t).collect();
+    rows.into_iter().map(|r| convert(side, sql, r.unwrap(), &types)).collect()
+}
+
+fn convert(
+    side: Side,
+    sql: &TableSql,
+    values: Vec<Value>,
+    types: &[&ColumnType],
+) -> Result<Vec<SqlValue>, CheckError> {
+    values
+        .into_iter()
+        .zip(types)
+        .map(|(v, ty)| ferry_mysql::values::from_mysql(ty, v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| {
+            definite(
+                "bad_value",
+                Some(sql.table.clone()),
+                format!("{} value in {}: {message}", side.name(), sql.table),
+                "report this value; the checker cannot compare it exactly",
+            )
+        })
+}

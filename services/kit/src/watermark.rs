@@ -1,0 +1,52 @@
+//! The applied watermark: how far incremental sync has applied *everything*, as a source
+//! position and time.
+//!
+//! APPLY messages below the APPLY stream's first remaining one are all applied (work-queue
+//! retention deletes a message when the sink acks it after its commit), and the CDC message
+//! behind the newest of them says where and when on the source that is. The sink's own record
+//! is the newest change it applied, which may be ahead of an older one still pending in another
+//! partition, so it cannot serve here. Read-only: any service may compute it at any time.
+
+use async_nats::jetstream::{kv, Context};
+use chrono::{DateTime, Utc};
+use ferry_schemas::cdc::{CdcEvent, Transaction};
+use ferry_schemas::envelope::Envelope;
+use ferry_schemas::names;
+use ferry_schemas::position::SourcePosition;
+use ferry_schemas::status::DispatcherStatus;
+
+/// The source position and time of the newest change such that it and every change before it
+/// are on the target.
+#[derive(Clone, Debug)]
+pub struct Watermark {
+    pub position: SourcePosition,
+    pub source_time: DateTime<Utc>,
+}
+
+/// `None` before anything was applied or when NATS cannot be read.
+pub async fn applied(js: &Context, status: &kv::Store, task: &str) -> Option<Watermark> {
+    let dispatcher: DispatcherStatus =
+        crate::nats::kv_get(status, &names::status_key(task, "dispatcher")).await.ok()??;
+    let offset = dispatcher.apply_offset?;
+    let mut apply = js.get_stream(names::apply_stream(task)).await.ok()?;
+    let state = apply.info().await.ok()?.state.clone();
+    let applied =
+        if state.messages == 0 { state.last_sequence } else { state.first_sequence.saturating_sub(1) };
+    let cdc_seq = u64::try_from(i64::try_from(applied).ok()? - offset).ok().filter(|s| *s > 0)?;
+    let cdc = js.get_stream(names::cdc_stream(task)).await.ok()?;
+    let msg = cdc.get_raw_message(cdc_seq).await.ok()?;
+    let env: Envelope<CdcEvent> = serde_json::from_slice(&msg.payload).ok()?;
+    let mut position = env.position?;
+    let source_time = match &env.body {
+        CdcEvent::Transaction(Transaction { last_part: false, begin: Some(begin), committed_at, .. }) => {
+            // Part of a split transaction whose later parts are not applied: the source
+            // position reached is the transaction's beginning.
+            position.binlog = begin.clone();
+            *committed_at
+        }
+        CdcEvent::Transaction(t) => t.committed_at,
+        CdcEvent::Ddl(d) => d.committed_at,
+        CdcEvent::Heartbeat(h) => h.source_time,
+    };
+    Some(Watermark { position, source_time })
+}
