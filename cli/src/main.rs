@@ -78,6 +78,10 @@ enum TaskCommand {
         #[arg(short, long, requires = "sql")]
         output: Option<std::path::PathBuf>,
     },
+    /// Verify a syncing task again now (live: rows in flight are not differences).
+    Verify {
+        name: String,
+    },
     /// Apply the correction SQL of the newest verification of a paused or completed task and
     /// re-verify the rows it wrote.
     Correct {
@@ -178,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         TaskCommand::CheckReport { name, json, sql, output } => {
             check_report(&api, &name, json, sql, output).await?
         }
+        TaskCommand::Verify { name } => act(&api, &name, "verify").await?,
         TaskCommand::Correct { name } => {
             act(&api, &name, "correct").await?;
             println!("follow it with `ferry task check-report {name}`");

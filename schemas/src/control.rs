@@ -35,6 +35,10 @@ pub struct TaskRecord {
     /// correction when this is above its `corrections_done`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub corrections: u64,
+    /// Verification requests for a running task (`ferry task verify`): the scheduler starts
+    /// one when this is above its `verifications_started`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub verifications: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -76,6 +76,9 @@ pub struct SchedulerStatus {
     /// scheduler asks for (it never goes back, also across resumes).
     #[serde(default)]
     pub checker_epoch: u64,
+    /// Verification requests of the task record already started.
+    #[serde(default)]
+    pub verifications_started: u64,
     pub updated_at: DateTime<Utc>,
 }
 

@@ -1,6 +1,6 @@
 //! Live verification's one question: has incremental sync applied everything up to a source
-//! position yet? Answered by the applied watermark ([`ferry_kit::watermark`]), polled until it
-//! passes the position or a deadline says the sink is not applying.
+//! position yet? Answered by [`ferry_kit::watermark::applied_through`], polled until it says
+//! yes or a deadline says the sink is not applying.
 
 use crate::error::{definite, CheckError};
 use async_nats::jetstream::{kv, Context};
@@ -30,8 +30,7 @@ impl Live {
         let Some(at) = at else { return Ok(()) };
         let deadline = Instant::now() + self.patience;
         loop {
-            let wm = ferry_kit::watermark::applied(&self.js, &self.status, &self.task).await;
-            if wm.as_ref().is_some_and(|w| w.position.binlog >= at.binlog) {
+            if ferry_kit::watermark::applied_through(&self.js, &self.status, &self.task, at).await {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -39,10 +38,9 @@ impl Live {
                     "sink_behind",
                     None,
                     format!(
-                        "incremental sync did not apply up to source position {at} within {} s (applied: {}); \
+                        "incremental sync did not apply up to source position {at} within {} s; \
                          live verification cannot tell changes in flight from differences",
-                        self.patience.as_secs(),
-                        wm.map_or("nothing yet".to_owned(), |w| w.position.to_string())
+                        self.patience.as_secs()
                     ),
                     "check that the sink is running and catching up (ferry task status), then resume the task",
                 ));

@@ -140,6 +140,13 @@ impl TableSql {
         (sql, params)
     }
 
+    /// The greatest key of the table.
+    pub fn last_key(&self) -> String {
+        let keys: Vec<String> = self.key_cols().map(|(n, _)| quote_ident(n)).collect();
+        let desc: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
+        format!("SELECT {} FROM {} ORDER BY {} LIMIT 1", keys.join(", "), self.table, desc.join(", "))
+    }
+
     /// Every compared column of the rows in a range, in key order.
     pub fn rows(&self, range: &KeyRange) -> (String, Vec<Value>) {
         let (filter, params) = self.range_where(range);

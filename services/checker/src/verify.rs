@@ -161,21 +161,31 @@ impl Verifier {
         }
     }
 
-    /// The chunk ranges of a table, read from the source as they are needed.
+    /// The chunk ranges of a table, read from the source as they are needed. The walk ends at
+    /// the greatest key the source had when it began (rows appended meanwhile, by a live
+    /// workload, fall into the last, open-ended chunk instead of lengthening the walk forever).
     fn boundaries<'a>(
         &'a self,
         pair: &'a TablePair,
     ) -> impl futures::Stream<Item = Result<KeyRange, CheckError>> + 'a {
         let step = u64::from(self.options.chunk_rows.max(1));
-        futures::stream::try_unfold(Some(None::<Vec<SqlValue>>), move |state| async move {
+        futures::stream::try_unfold((Some(None::<Vec<SqlValue>>), None), move |(state, end)| async move {
             let Some(lo) = state else { return Ok(None) };
             if self.cancel.is_cancelled() {
                 return Err(CheckError::Cancelled);
             }
-            let open = KeyRange { lo: lo.clone(), hi: None };
-            let hi = key_at(&self.source, Side::Source, &pair.src, &open, step - 1).await?;
+            let end = match end {
+                Some(end) => end,
+                None => last_key(&self.source, Side::Source, &pair.src).await?,
+            };
+            let Some(last) = end.clone() else {
+                // An empty source table: one open range catches whatever the target holds.
+                return Ok(Some((KeyRange { lo, hi: None }, (None, Some(end)))));
+            };
+            let upto = KeyRange { lo: lo.clone(), hi: Some(last) };
+            let hi = key_at(&self.source, Side::Source, &pair.src, &upto, step - 1).await?;
             let next = hi.clone().map(Some);
-            Ok(Some((KeyRange { lo, hi }, next)))
+            Ok(Some((KeyRange { lo, hi }, (next, Some(end)))))
         })
     }
 
@@ -430,6 +440,18 @@ async fn checksum(
         .map_err(|e| CheckError::db(side, format!("checksumming {}", sql.table), e))?;
     let (count, sum, xor) = row.unwrap_or((0, "0".into(), "0".into()));
     Ok(Checksum { count, sum, xor })
+}
+
+/// The greatest key of a table, `None` when it is empty.
+async fn last_key(pool: &Pool, side: Side, sql: &TableSql) -> Result<Option<Vec<SqlValue>>, CheckError> {
+    let mut conn = pool.get_conn().await.map_err(|e| CheckError::db(side, "connecting", e))?;
+    let row: Option<mysql_async::Row> = conn
+        .exec_first(sql.last_key(), ())
+        .await
+        .map_err(|e| CheckError::db(side, format!("reading the last key of {}", sql.table), e))?;
+    let Some(row) = row else { return Ok(None) };
+    let types: Vec<&ColumnType> = sql.key.iter().map(|&i| &sql.columns[i].1).collect();
+    convert(side, sql, row.unwrap(), &types).map(Some)
 }
 
 /// The key of the `offset`-th row of a range, or `None` past its end.

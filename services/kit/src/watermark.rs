@@ -50,3 +50,59 @@ pub async fn applied(js: &Context, status: &kv::Store, task: &str) -> Option<Wat
     };
     Some(Watermark { position, source_time })
 }
+
+/// Most APPLY messages [`applied_through`] inspects before it answers "not yet".
+const SCAN_LIMIT: u64 = 5_000;
+
+/// True when every change of the task committed on the source at or before `at` is on the
+/// target. Stricter than needed, never looser: it waits until capture has passed `at`, takes
+/// the CDC stream's last sequence at that moment, and requires every APPLY message made from
+/// CDC messages up to it to be acknowledged, except heartbeats (they carry no change). So a
+/// stopped sink with nothing but heartbeats pending, or binlog traffic of other databases,
+/// does not hold it back, unlike [`applied`].
+pub async fn applied_through(js: &Context, status: &kv::Store, task: &str, at: &SourcePosition) -> bool {
+    let captured: Option<ferry_schemas::status::StoreStatus> =
+        crate::nats::kv_get(status, &names::status_key(task, "store")).await.ok().flatten();
+    if captured.and_then(|s| s.position).is_none_or(|p| p.binlog < at.binlog) {
+        return false;
+    }
+    let Ok(mut cdc) = js.get_stream(names::cdc_stream(task)).await else { return false };
+    let Ok(cdc_last) = cdc.info().await.map(|i| i.state.last_sequence) else { return false };
+    let dispatcher: Option<DispatcherStatus> =
+        crate::nats::kv_get(status, &names::status_key(task, "dispatcher")).await.ok().flatten();
+    let Some(offset) = dispatcher.and_then(|d| d.apply_offset) else { return false };
+    let Some(through) =
+        u64::try_from(i64::try_from(cdc_last).unwrap_or(i64::MAX).saturating_add(offset)).ok()
+    else {
+        return false;
+    };
+    let Ok(mut apply) = js.get_stream(names::apply_stream(task)).await else { return false };
+    let Ok(state) = apply.info().await.map(|i| i.state.clone()) else { return false };
+    if state.last_sequence < through {
+        return false; // not dispatched yet
+    }
+    if state.messages == 0 || state.first_sequence > through {
+        return true;
+    }
+    if through - state.first_sequence >= SCAN_LIMIT {
+        return false;
+    }
+    for seq in state.first_sequence..=through {
+        match apply.get_raw_message(seq).await {
+            Ok(msg) => {
+                let heartbeat =
+                    serde_json::from_slice::<Envelope<ferry_schemas::cdc::ApplyEvent>>(&msg.payload)
+                        .is_ok_and(|e| matches!(e.body.event, CdcEvent::Heartbeat(_)));
+                if !heartbeat {
+                    return false;
+                }
+            }
+            // Acknowledged (deleted from the work queue) out of order: applied.
+            Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                continue
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}

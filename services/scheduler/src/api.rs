@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use ferry_kit::runtime::Runtime;
 use ferry_schemas::control::{DesiredState, TaskRecord};
 use ferry_schemas::status::{SchedulerStatus, TaskState};
-use ferry_schemas::task::{SpecProblem, TaskSpec};
+use ferry_schemas::task::{Phase, SpecProblem, TaskSpec};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -116,6 +116,7 @@ async fn create(
         generation: u64::from(q.start),
         skip_ddl: Vec::new(),
         corrections: 0,
+        verifications: 0,
         created_at: now,
         updated_at: now,
     };
@@ -213,6 +214,15 @@ async fn action(
                 }
                 record.corrections = record.corrections.max(checker.corrections_done) + 1;
             }
+            "verify" => {
+                if !matches!(st.phase, Some(Phase::Incremental) | Some(Phase::Verify)) {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("task {name} is not syncing; a running task verifies on request only in the incremental or verify phase (resume a paused task to verify it again)"),
+                    ));
+                }
+                record.verifications = record.verifications.max(st.verifications_started) + 1;
+            }
             "pause" => record.desired = DesiredState::Paused,
             "stop" => record.desired = DesiredState::Stopped,
             _ => unreachable!("checked above"),
@@ -238,12 +248,14 @@ fn check_action(action: &str, st: &SchedulerStatus) -> ApiResult<()> {
         ("skip-ddl", TaskState::Paused) => Ok(()),
         ("skip-ddl", _) => refuse("only a paused task can skip a DDL statement"),
         ("correct", TaskState::Paused | TaskState::Completed) => Ok(()),
+        ("verify", TaskState::Running) => Ok(()),
+        ("verify", _) => refuse("only a running task verifies on request; resume it, which verifies again"),
         ("correct", _) => refuse(
             "only a paused or completed task can be corrected (the sink must not be writing); pause it first",
         ),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("unknown action {action}; use start, pause, resume, stop, skip-ddl or correct"),
+            format!("unknown action {action}; use start, pause, resume, stop, skip-ddl, verify or correct"),
         )),
     }
 }

@@ -106,9 +106,13 @@ impl Driver {
             Some(Phase::Precheck) => self.precheck(record, st).await,
             Some(Phase::Schema) | Some(Phase::Full) => self.watch_copy(record, st).await,
             Some(Phase::Incremental) => {
-                let paused = self.watch_errors(record, st).await?;
-                if !paused
-                    && record.spec.phases.contains(&Phase::Verify)
+                if self.watch_errors(record, st).await? {
+                    return Ok(());
+                }
+                if record.verifications > st.verifications_started {
+                    st.verifications_started = record.verifications;
+                    verification::start(&self.store, record, st).await?;
+                } else if record.spec.phases.contains(&Phase::Verify)
                     && verification::caught_up(&self.store, &record.spec.name).await?
                 {
                     verification::start(&self.store, record, st).await?;
@@ -116,10 +120,14 @@ impl Driver {
                 Ok(())
             }
             Some(Phase::Verify) => {
-                if !self.watch_errors(record, st).await? {
-                    verification::watch(&self.store, record, st).await?;
+                if self.watch_errors(record, st).await? {
+                    return Ok(());
                 }
-                Ok(())
+                if record.verifications > st.verifications_started {
+                    st.verifications_started = record.verifications;
+                    return verification::start(&self.store, record, st).await;
+                }
+                verification::watch(&self.store, record, st).await
             }
             _ => Ok(()),
         }
@@ -288,6 +296,7 @@ fn restart(record: &TaskRecord, st: SchedulerStatus) -> SchedulerStatus {
         epoch: record.generation,
         running_since: Some(chrono::Utc::now()),
         checker_epoch: st.checker_epoch,
+        verifications_started: st.verifications_started,
         updated_at: chrono::Utc::now(),
     }
 }

@@ -108,6 +108,7 @@ pub fn initial_status(_record: &TaskRecord) -> SchedulerStatus {
         epoch: 0,
         running_since: None,
         checker_epoch: 0,
+        verifications_started: 0,
         updated_at: chrono::Utc::now(),
     }
 }
