@@ -298,7 +298,7 @@ fn default_verify_concurrency() -> u32 {
     2
 }
 fn default_verify_chunk_rows() -> u32 {
-    20_000
+    50_000
 }
 fn default_live_retries() -> u32 {
     5

@@ -94,6 +94,12 @@ async fn copies_structure_and_data_of_every_type_exactly() -> Result<()> {
 
     let view = stack.wait_settled(&task, Duration::from_secs(600)).await?;
     ensure!(view.state == TaskState::Completed, "task did not complete: {view:?}");
+    // The verify phase found every type, zero dates and the renamed table equal.
+    let check = view.check.clone().ok_or_else(|| anyhow::anyhow!("no verification in the view"))?;
+    ensure!(
+        check.done && check.totals.tables == TABLES.len() as u64 && check.totals.differences() == 0,
+        "verification after the copy: {check:?}"
+    );
     ensure!(
         view.p0.is_some() && view.p1.is_some() && view.p0 <= view.p1,
         "positions P0 <= P1 expected: {:?} {:?}",

@@ -24,10 +24,13 @@ use ferry_schemas::control::{Assignment, CheckWork};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::names;
 use ferry_schemas::task::{Phase, TaskSpec};
+use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Tables verified at the same time.
+const TABLES_AT_ONCE: usize = 2;
 /// How long live verification waits for the sink to pass a source position.
 const LIVE_PATIENCE: Duration = Duration::from_secs(300);
 
@@ -144,6 +147,7 @@ async fn run_once(rt: &Runtime, a: &Assignment, cancel: &CancellationToken) -> R
         options: spec.verify.clone(),
         live,
         limit: Arc::new(RateLimit::new(spec.verify.rows_per_second)),
+        permits: Arc::new(tokio::sync::Semaphore::new(spec.verify.concurrency.max(1) as usize)),
         rows_verified: rt.metrics.checker_rows_total.get_or_create(&label).clone(),
         cancel: cancel.clone(),
     };
@@ -187,12 +191,16 @@ async fn verify_all(ctx: &JobContext, status: &mut CheckerStatus) -> Result<(), 
         objects.into_iter().filter(|o| o.kind == ObjectKind::Table).map(|o| o.table).collect();
     status.tables_total = tables.len() as u64;
     save(&ctx.rt, &ctx.task, status).await?;
-    for source in tables {
-        if status.results.contains_key(&source.to_string()) {
-            continue;
-        }
-        let target = ctx.spec.renames.target_of(&source);
-        let check = verify_table(ctx, &source, &target).await?;
+    let todo: Vec<_> = tables.into_iter().filter(|t| !status.results.contains_key(&t.to_string())).collect();
+    // Two tables at a time keep every permit busy at a table's tail; the permits bound the
+    // chunks compared at once.
+    let mut checks = futures::stream::iter(todo)
+        .map(|source| async move {
+            let target = ctx.spec.renames.target_of(&source);
+            verify_table(ctx, &source, &target).await
+        })
+        .buffer_unordered(TABLES_AT_ONCE);
+    while let Some(check) = checks.try_next().await? {
         record(ctx, status, check).await?;
     }
     Ok(())

@@ -23,7 +23,7 @@ use ferry_schemas::check::{DiffKind, RowDiff, TableCheck};
 use ferry_schemas::position::SourcePosition;
 use ferry_schemas::task::VerifyOptions;
 use ferry_schemas::value::{ColumnType, SqlValue};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mysql_async::prelude::*;
 use mysql_async::{Pool, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +75,8 @@ pub struct Verifier {
     pub options: VerifyOptions,
     pub live: Option<Live>,
     pub limit: Arc<RateLimit>,
+    /// Chunks compared at once across every table being verified (`concurrency`).
+    pub permits: Arc<tokio::sync::Semaphore>,
     /// The task's `checker_rows` counter.
     pub rows_verified: prometheus_client::metrics::counter::Counter,
     pub cancel: CancellationToken,
@@ -103,7 +105,10 @@ impl Verifier {
         let results: Vec<ChunkResult> = if pair.key.is_empty() {
             vec![self.keyless(pair).await?]
         } else {
-            let ranges = self.boundaries(pair);
+            let ranges = match self.integer_ranges(pair).await? {
+                Some(ranges) => futures::stream::iter(ranges.into_iter().map(Ok)).boxed(),
+                None => self.boundaries(pair).boxed(),
+            };
             ranges
                 .map_ok(|range| self.chunk(pair, range))
                 .try_buffer_unordered(self.options.concurrency.max(1) as usize)
@@ -161,6 +166,43 @@ impl Verifier {
         }
     }
 
+    /// For a single integer key, chunks cut by value without reading the rows: the key's span
+    /// divided so each chunk holds about `chunk_rows` rows by the table's row estimate (gaps
+    /// only make chunks smaller). `None` for other keys, or without an estimate.
+    async fn integer_ranges(&self, pair: &TablePair) -> Result<Option<Vec<KeyRange>>, CheckError> {
+        let [k] = pair.src.key[..] else { return Ok(None) };
+        let (name, ColumnType::Int { unsigned, .. }) = &pair.src.columns[k] else { return Ok(None) };
+        let column = ferry_schemas::table::quote_ident(name);
+        let mut conn =
+            self.source.get_conn().await.map_err(|e| CheckError::db(Side::Source, "connecting", e))?;
+        let bounds: Option<(Option<String>, Option<String>)> = conn
+            .query_first(format!(
+                "SELECT CAST(MIN({column}) AS CHAR), CAST(MAX({column}) AS CHAR) FROM {}",
+                pair.src.table
+            ))
+            .await
+            .map_err(|e| {
+                CheckError::db(Side::Source, format!("reading the key span of {}", pair.source), e)
+            })?;
+        let estimate: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&pair.source.database, &pair.source.table),
+            )
+            .await
+            .map_err(|e| {
+                CheckError::db(Side::Source, format!("reading the row estimate of {}", pair.source), e)
+            })?;
+        let parse = |v: Option<String>| v.and_then(|v| v.parse::<i128>().ok());
+        let Some((min, max)) = bounds.map(|(a, b)| (parse(a), parse(b))) else { return Ok(None) };
+        let (Some(min), Some(max)) = (min, max) else {
+            // Empty on the source: one open range catches whatever the target holds.
+            return Ok(Some(vec![KeyRange::default()]));
+        };
+        let Some(estimate) = estimate.flatten().filter(|e| *e > 0) else { return Ok(None) };
+        Ok(Some(integer_ranges(min, max, estimate, u64::from(self.options.chunk_rows.max(1)), *unsigned)))
+    }
+
     /// The chunk ranges of a table, read from the source as they are needed. The walk ends at
     /// the greatest key the source had when it began (rows appended meanwhile, by a live
     /// workload, fall into the last, open-ended chunk instead of lengthening the walk forever).
@@ -194,6 +236,7 @@ impl Verifier {
         if self.cancel.is_cancelled() {
             return Err(CheckError::Cancelled);
         }
+        let _permit = self.permits.acquire().await.map_err(|_| CheckError::Cancelled)?;
         let (mut s, mut t, mut at) = self.checksums(pair, &range).await?;
         let mut result = ChunkResult { source_rows: s.count, target_rows: t.count, ..Default::default() };
         self.limit.account(s.count).await;
@@ -384,6 +427,32 @@ impl Verifier {
     }
 }
 
+/// Ranges over `[min, max]` of about `chunk_rows` rows each (by `estimate` rows in the span);
+/// the first starts at minus infinity and the last is open-ended, so every target row falls in
+/// one of them.
+pub fn integer_ranges(min: i128, max: i128, estimate: u64, chunk_rows: u64, unsigned: bool) -> Vec<KeyRange> {
+    let span = (max - min + 1).max(1);
+    let chunks = estimate.div_ceil(chunk_rows.max(1)).max(1) as i128;
+    let width = (span + chunks - 1) / chunks;
+    let value = |v: i128| {
+        if unsigned {
+            SqlValue::UInt(u64::try_from(v).unwrap_or(u64::MAX))
+        } else {
+            SqlValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+    };
+    let mut out = Vec::new();
+    let mut lo: Option<Vec<SqlValue>> = None;
+    let mut hi = min - 1 + width;
+    while hi < max {
+        out.push(KeyRange { lo: lo.clone(), hi: Some(vec![value(hi)]) });
+        lo = Some(vec![value(hi)]);
+        hi += width;
+    }
+    out.push(KeyRange { lo, hi: None });
+    out
+}
+
 fn names(pair: &TablePair) -> Vec<String> {
     pair.columns.iter().map(|c| c.name.clone()).collect()
 }
@@ -508,4 +577,29 @@ fn convert(
                 "report this value; the checker cannot compare it exactly",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_ranges_cover_everything_in_chunks_of_the_estimated_size() {
+        let r = integer_ranges(1, 1000, 1000, 300, false);
+        let his: Vec<Option<Vec<SqlValue>>> = r.iter().map(|r| r.hi.clone()).collect();
+        assert_eq!(
+            his,
+            vec![
+                Some(vec![SqlValue::Int(250)]),
+                Some(vec![SqlValue::Int(500)]),
+                Some(vec![SqlValue::Int(750)]),
+                None
+            ]
+        );
+        assert_eq!(r[0].lo, None);
+        assert_eq!(r[3].lo, Some(vec![SqlValue::Int(750)]));
+        // Sparse keys: chunks follow the row estimate, not the span.
+        assert_eq!(integer_ranges(0, 1 << 40, 10, 300, true).len(), 1);
+        assert_eq!(integer_ranges(5, 5, 1, 300, false), vec![KeyRange::default()]);
+    }
 }
