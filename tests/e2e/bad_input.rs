@@ -58,8 +58,10 @@ async fn invalid_specs_are_refused_with_the_field_and_the_fix() -> Result<()> {
     );
 
     let (code, body) =
-        stack.post("/tasks", valid.replace("full:", "phases: [precheck, verify]\nfull:")).await?;
-    ensure!(code == 400 && body.to_string().contains("not available"), "unsupported phase: {code} {body}");
+        stack.post("/tasks", valid.replace("full:", "phases: [precheck, switchover]\nfull:")).await?;
+    ensure!(code == 400 && body.to_string().contains("switchover"), "unknown phase: {code} {body}");
+    let (code, body) = stack.post("/tasks", valid.replace("full:", "phases: [verify, full]\nfull:")).await?;
+    ensure!(code == 400 && body.to_string().contains("out of order"), "phases out of order: {code} {body}");
 
     let (_, list) = stack.get_json("/tasks").await?;
     ensure!(list.as_array().is_some_and(|a| a.is_empty()), "a refused spec was stored: {list}");

@@ -233,11 +233,27 @@ async fn live_verification_reports_only_real_differences() -> Result<()> {
         findings(&live_report)
     );
     ensure!(checked.totals.tables == 3, "tables verified: {:?}", checked.totals);
-    let in_flight: u64 = live_report.tables.iter().map(|t| t.chunks_differing).sum();
-    ensure!(
-        in_flight > 0,
-        "no chunk differed while the workload ran: the test did not exercise live re-checks"
-    );
+
+    // Verify again with changes certainly in flight: the sink frozen while the workload writes,
+    // then thawed while the checker waits for it.
+    stack.sink.signal("STOP").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let epoch = checked.epoch;
+    let (ok, out) = stack.cli(&["task", "verify", &task]).await?;
+    ensure!(ok, "ferry task verify failed: {out}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.sink.signal("CONT").await?;
+    let rechecked =
+        eventually("the second live verification to finish", Duration::from_secs(300), || async {
+            let v = stack.status(&task).await?;
+            ensure!(v.state == TaskState::Running, "task stopped running: {:?}", v.error);
+            Ok(v.check.filter(|c| c.done && c.epoch > epoch))
+        })
+        .await?;
+    let second = report(&stack, &task).await?;
+    let in_flight: u64 = second.tables.iter().map(|t| t.chunks_differing).sum();
+    ensure!(in_flight > 0, "no range differed with the sink frozen: {:?}", second.totals);
+    ensure!(rechecked.totals.differences() == 0, "changes in flight were reported: {:?}", findings(&second));
 
     workload.stop().await?;
     let end = source_position().await?;

@@ -1,6 +1,6 @@
 //! Starting servers and services for one test, and polling helpers.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use ferry_schemas::status::{TaskState, TaskStatusView};
 use mysql_async::prelude::*;
 use rand::Rng;
@@ -243,6 +243,15 @@ impl Service {
 
     pub fn restart(&mut self) -> Result<()> {
         self.start()
+    }
+
+    /// Freezes (`STOP`) or thaws (`CONT`) the process: alive, holding its connections, doing
+    /// nothing.
+    pub async fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.pid().with_context(|| format!("{} is not running", self.name))?;
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().await?;
+        ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
     }
 }
 
