@@ -151,6 +151,19 @@ async fn each_kind_of_difference_is_reported_then_corrected() -> Result<()> {
         "values of the trailing-space difference: {changed_note:?}"
     );
 
+    let metrics = stack.checker_metrics().await?;
+    let label = format!("task=\"{verify_task}\"");
+    ensure!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("checker_diff_rows") && l.contains(&label) && l.ends_with(" 15")),
+        "checker_diff_rows for {verify_task} is not 15:\n{metrics}"
+    );
+    ensure!(
+        metrics.lines().any(|l| l.starts_with("checker_rows_total") && l.contains(&label)),
+        "checker_rows_total missing:\n{metrics}"
+    );
+
     // The CLI shows it; the correction SQL deletes extras first, then replaces.
     let (ok, out) = stack.cli(&["task", "check-report", &verify_task]).await?;
     ensure!(
@@ -273,5 +286,51 @@ async fn live_verification_reports_only_real_differences() -> Result<()> {
     let found = report(&stack, &task).await?;
     let want: BTreeSet<String> = [format!("accounts Changed [{id}] note")].into_iter().collect();
     ensure!(findings(&found) == want, "findings: {:?}", findings(&found));
+    Ok(())
+}
+
+/// A checker killed in the middle of a verification continues after a restart with the tables
+/// it had not recorded: every table is reported once and the totals are exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_checker_resumes_its_verification() -> Result<()> {
+    let db = unique("e2e_check_kill");
+    let tdb = format!("{db}_t");
+    let task = db.replace('_', "-");
+    let scenario = Scenario::new("check_kinds", &db, &task)?;
+    let _cleanup = crate::harness::DropOnExit(vec![db.clone(), tdb.clone()]);
+    scenario.prepare_source().await?;
+    let mut stack = Stack::start("check_kill").await?;
+    // Slow enough (2,000 rows/s) to be killed in the middle.
+    let spec = scenario
+        .render("task.yaml")?
+        .replace("  chunk_rows: 700", "  chunk_rows: 500\n  rows_per_second: 2000");
+    stack.create_and_start(&spec).await?;
+    let partial = eventually("a first table to be verified", Duration::from_secs(300), || async {
+        let v = stack.status(&task).await?;
+        ensure!(v.state == TaskState::Running, "task stopped running: {:?}", v.error);
+        Ok(v.check.filter(|c| c.totals.tables >= 1 && !c.done))
+    })
+    .await?;
+    stack.checker.kill().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.checker.restart()?;
+    let view = stack.wait_settled(&task, Duration::from_secs(300)).await?;
+    ensure!(view.state == TaskState::Completed, "verification after the restart did not complete: {view:?}");
+    let check = view.check.context("no verification in the view")?;
+    ensure!(
+        check.epoch == partial.epoch,
+        "the restart began a new run: {} then {}",
+        partial.epoch,
+        check.epoch
+    );
+    ensure!(
+        check.totals.tables == 3 && check.totals.source_rows == 6500 && check.totals.differences() == 0,
+        "totals after the restart: {:?}",
+        check.totals
+    );
+    let r = report(&stack, &task).await?;
+    let mut tables: Vec<String> = r.tables.iter().map(|t| t.source.table.clone()).collect();
+    tables.sort();
+    ensure!(tables == ["items", "log_lines", "pairs"], "tables in the report: {tables:?}");
     Ok(())
 }

@@ -274,6 +274,7 @@ pub struct Stack {
     http: reqwest::Client,
     /// Ports of the full-migrator's and the sink's /metrics.
     metrics_ports: (u16, u16),
+    checker_port: u16,
     common: Vec<(String, String)>,
 }
 
@@ -356,7 +357,8 @@ impl Stack {
         let metrics_ports = (fm_port, sink_port);
         let store = Service::spawn("store", with_http(0), &dir)?;
         let dispatcher = Service::spawn("dispatcher", with_http(0), &dir)?;
-        let checker = Service::spawn("checker", with_http(0), &dir)?;
+        let (checker, checker_port) =
+            spawn_on_free_port("checker", &dir, &http, "/metrics", with_http).await?;
         let api = format!("http://127.0.0.1:{api_port}");
         Ok(Self {
             dir,
@@ -370,6 +372,7 @@ impl Stack {
             api,
             http,
             metrics_ports,
+            checker_port,
             common: with_http(0),
         })
     }
@@ -433,6 +436,17 @@ impl Stack {
     pub async fn metrics(&self, sink: bool) -> Result<String> {
         let port = if sink { self.metrics_ports.1 } else { self.metrics_ports.0 };
         Ok(self.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await?.text().await?)
+    }
+
+    /// The Prometheus text of the checker.
+    pub async fn checker_metrics(&self) -> Result<String> {
+        Ok(self
+            .http
+            .get(format!("http://127.0.0.1:{}/metrics", self.checker_port))
+            .send()
+            .await?
+            .text()
+            .await?)
     }
 
     /// Runs the `ferry` CLI against this stack.
