@@ -109,6 +109,28 @@ pub fn status(v: &TaskStatusView) -> String {
             let _ = writeln!(out, "  checker ERROR [{}] {}\n        fix: {}", e.code, e.message, e.fix);
         }
     }
+    if let Some(w) = &v.watch {
+        let _ = writeln!(
+            out,
+            "  continuous verification: {} row checks, {} different (reported), {} being re-checked",
+            w.rows_checked, w.differing, w.pending
+        );
+        for r in w.rows.iter().take(20) {
+            let cols: Vec<&str> = r.diff.columns.iter().map(|c| c.column.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "    {} {:?} key {} {} since {}",
+                r.table,
+                r.diff.kind,
+                serde_json::Value::Array(r.diff.key.clone()),
+                cols.join(","),
+                r.since.format("%H:%M:%S")
+            );
+        }
+        if let Some(e) = &w.error {
+            let _ = writeln!(out, "    waiting: {}", e.message);
+        }
+    }
     out
 }
 

@@ -179,3 +179,38 @@ pub struct CheckReport {
     pub totals: CheckTotals,
     pub tables: Vec<TableCheck>,
 }
+
+/// A row continuous verification found different, and since when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchedRow {
+    /// The source table.
+    pub table: TableRef,
+    /// When a check first found it different.
+    pub since: DateTime<Utc>,
+    /// When the latest check that found it different began.
+    pub last_seen: DateTime<Utc>,
+    pub diff: RowDiff,
+}
+
+/// Key `<task>.checker-watch`: continuous verification of the rows incremental sync changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WatchStatus {
+    /// Checker assignment epoch the watch belongs to.
+    pub epoch: u64,
+    /// Last CDC stream sequence whose changed rows are queued or checked.
+    pub cdc_seq: u64,
+    /// Row checks done (a row changed twice is checked twice).
+    pub rows_checked: u64,
+    /// Rows different for less than `report_after_seconds` (being re-checked).
+    pub pending: u64,
+    /// Rows different for longer: reported.
+    pub differing: u64,
+    /// Every row found different and not yet equal again (pending and reported), oldest first,
+    /// at most 10,000.
+    #[serde(default)]
+    pub rows: Vec<WatchedRow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}

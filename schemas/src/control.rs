@@ -55,6 +55,8 @@ pub enum CheckWork {
     Verify,
     /// Apply the correction of the last report, then re-verify the rows it wrote.
     Correct,
+    /// Keep re-checking the rows incremental sync changes; report those that stay different.
+    Watch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -290,4 +290,7 @@ pub struct TaskStatusView {
     /// The newest verification (or correction) and its counts; the rows are in the check report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<crate::check::CheckerStatus>,
+    /// Continuous verification of the rows sync changes (`verify.continuous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<crate::check::WatchStatus>,
 }

@@ -292,6 +292,18 @@ pub struct VerifyOptions {
     /// Differing rows a table's report carries (counts stay exact beyond it).
     #[serde(default = "default_max_diffs")]
     pub max_diffs_per_table: u32,
+    /// After the verify phase of a syncing task: keep re-checking every row incremental sync
+    /// changes (DM's validator), and report rows that stay different.
+    #[serde(default)]
+    pub continuous: bool,
+    /// How long a row must stay different (past the applied position) before continuous
+    /// verification reports it.
+    #[serde(default = "default_report_after")]
+    pub report_after_seconds: u32,
+}
+
+fn default_report_after() -> u32 {
+    30
 }
 
 fn default_verify_concurrency() -> u32 {
@@ -315,6 +327,8 @@ impl Default for VerifyOptions {
             rows_per_second: 0,
             live_retries: default_live_retries(),
             max_diffs_per_table: default_max_diffs(),
+            continuous: false,
+            report_after_seconds: default_report_after(),
         }
     }
 }
@@ -488,6 +502,15 @@ impl TaskSpec {
                 "verify.chunk_rows",
                 format!("{} is out of range", v.chunk_rows),
                 "use 100 to 1000000",
+            ));
+        }
+        if v.continuous
+            && !(self.phases.contains(&Phase::Incremental) && self.phases.contains(&Phase::Verify))
+        {
+            out.push(problem(
+                "verify.continuous",
+                "continuous verification re-checks the rows incremental sync changes, after the verify phase",
+                "add incremental and verify to phases, or set verify.continuous to false",
             ));
         }
         if !(1..=100_000).contains(&v.max_diffs_per_table) {

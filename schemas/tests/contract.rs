@@ -416,6 +416,7 @@ fn schemas_and_examples_match_the_types() {
             delay_seconds: Some(0.4),
             incremental: None,
             check: None,
+            watch: None,
         },
         &mut drift,
     );

@@ -334,3 +334,63 @@ async fn a_killed_checker_resumes_its_verification() -> Result<()> {
     ensure!(tables == ["items", "log_lines", "pairs"], "tables in the report: {tables:?}");
     Ok(())
 }
+
+/// Continuous verification: after the verify phase of a syncing task, every row sync changes
+/// is compared again; the workload's rows are never reported, and a row a target-side trigger
+/// keeps changing is reported once it has stayed different for `report_after_seconds`.
+#[tokio::test(flavor = "multi_thread")]
+async fn continuous_verification_reports_a_row_that_stays_different() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_watch").await?;
+    let tdb = format!("{db}_t");
+    let stack = Stack::start("check_watch").await?;
+    let workload = Workload::start(&db, 13, Duration::from_millis(2)).await?;
+    let spec = scenario.render("task.yaml")?.replace(
+        "phases: [precheck, schema, full, incremental]",
+        "phases: [precheck, schema, full, incremental, verify]\nverify:\n  continuous: true\n  report_after_seconds: 2",
+    );
+    stack.create_and_start(&spec).await?;
+    eventually("continuous verification to check the workload's rows", Duration::from_secs(300), || async {
+        let v = stack.status(&task).await?;
+        ensure!(v.state == TaskState::Running, "task stopped running: {:?}", v.error);
+        Ok(v.watch.filter(|w| w.rows_checked > 200))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let w = stack.status(&task).await?.watch.context("no continuous verification status")?;
+    ensure!(w.differing == 0, "rows of the workload were reported: {:?}", w.rows);
+
+    let mut tgt = admin("target").await?;
+    let id: Option<i64> =
+        tgt.query_first(format!("SELECT id FROM `{tdb}`.accounts ORDER BY id LIMIT 1 OFFSET 50")).await?;
+    let id = id.context("target accounts is empty")?;
+    for (name, event) in [("ferry_e2e_diverge_i", "INSERT"), ("ferry_e2e_diverge_u", "UPDATE")] {
+        tgt.query_drop(format!(
+            "CREATE TRIGGER `{tdb}`.{name} BEFORE {event} ON `{tdb}`.accounts FOR EACH ROW \
+             SET NEW.note = IF(NEW.id = {id}, 'diverged', NEW.note)"
+        ))
+        .await?;
+    }
+    let mut src = admin("source").await?;
+    src.exec_drop(format!("UPDATE `{db}`.accounts SET note = 'from the source' WHERE id = ?"), (id,)).await?;
+    let reported = eventually("the diverged row to be reported", Duration::from_secs(120), || async {
+        let v = stack.status(&task).await?;
+        ensure!(v.state == TaskState::Running, "task stopped running: {:?}", v.error);
+        Ok(v.watch.filter(|w| w.differing >= 1))
+    })
+    .await?;
+    workload.stop().await?;
+    ensure!(reported.differing == 1, "reported rows: {:?}", reported.rows);
+    let row = reported.rows.iter().find(|r| r.diff.key == vec![serde_json::json!(id)]).context("the row")?;
+    let note = row.diff.columns.iter().find(|c| c.column == "note").context("the note column")?;
+    ensure!(
+        row.table.table == "accounts" && note.target == serde_json::json!("diverged"),
+        "reported: {row:?}"
+    );
+    let (ok, out) = stack.cli(&["task", "status", &task]).await?;
+    ensure!(
+        ok && out.contains("continuous verification") && out.contains("diverged")
+            || out.contains(&format!("[{id}]")),
+        "status: {out}"
+    );
+    Ok(())
+}

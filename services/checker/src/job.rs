@@ -90,6 +90,12 @@ async fn run_once(rt: &Runtime, a: &Assignment, cancel: &CancellationToken) -> R
     let mut spec = record.spec.clone();
     rt.secrets.open_spec(&mut spec)?;
     let work = a.check.unwrap_or(CheckWork::Verify);
+    if work == CheckWork::Watch {
+        let ctx = context(rt, task, spec, CheckWork::Watch, cancel).await?;
+        let result = crate::watch::run(&ctx, a.epoch, cancel).await;
+        ctx.close().await;
+        return result;
+    }
     let key = names::status_key(task, COMPONENT);
     let previous: CheckerStatus = kv_get(&rt.buckets.status, &key).await?.unwrap_or_default();
     let mut status = if previous.epoch == a.epoch {
@@ -117,6 +123,41 @@ async fn run_once(rt: &Runtime, a: &Assignment, cancel: &CancellationToken) -> R
     save(rt, task, &mut status).await?;
     rt.nats.check_stream(task).await?;
 
+    let ctx = context(rt, task, spec, work, cancel).await?;
+    status.live = status.live || ctx.verifier.live.is_some();
+    let result = match work {
+        CheckWork::Verify => verify_all(&ctx, &mut status).await,
+        CheckWork::Correct => correct::run(&ctx, &mut status, record.corrections).await,
+        CheckWork::Watch => Ok(()),
+    };
+    ctx.close().await;
+    result?;
+    status.done = true;
+    status.finished_at = Some(chrono::Utc::now());
+    save(rt, task, &mut status).await?;
+    let label = ferry_kit::metrics::task(task);
+    rt.metrics.checker_diff_rows.get_or_create(&label).set(diff_rows(&status.totals));
+    tracing::info!(
+        task,
+        work = ?work,
+        tables = status.totals.tables,
+        rows = status.totals.source_rows,
+        missing = status.totals.missing,
+        extra = status.totals.extra,
+        changed = status.totals.changed,
+        "checker finished"
+    );
+    Ok(())
+}
+
+/// Connections to both sides and the verifier of a job.
+async fn context(
+    rt: &Runtime,
+    task: &str,
+    spec: ferry_schemas::task::TaskSpec,
+    work: CheckWork,
+    cancel: &CancellationToken,
+) -> Result<JobContext, CheckError> {
     let connections = spec.verify.concurrency as usize + 2;
     let source = ferry_mysql::conn::pool(&spec.source, connections);
     let target = ferry_mysql::conn::pool(&spec.target, connections);
@@ -130,20 +171,19 @@ async fn run_once(rt: &Runtime, a: &Assignment, cancel: &CancellationToken) -> R
         .map_err(|e| CheckError::db(Side::Target, format!("connecting to {}", spec.target.describe()), e))?;
     let hash_fn = pair::hash_function(&mut src_conn, &mut tgt_conn).await;
     drop((src_conn, tgt_conn));
-    // Live only while incremental sync is applying; a correction runs on a paused task.
-    let live = (work == CheckWork::Verify && spec.phases.contains(&Phase::Incremental)).then(|| Live {
+    // Live while incremental sync is applying; a correction runs on a paused task.
+    let live = (work != CheckWork::Correct && spec.phases.contains(&Phase::Incremental)).then(|| Live {
         js: rt.nats.js.clone(),
         status: rt.buckets.status.clone(),
         task: task.to_owned(),
         retries: spec.verify.live_retries,
         patience: LIVE_PATIENCE,
     });
-    status.live = status.live || live.is_some();
     let label = ferry_kit::metrics::task(task);
     rt.metrics.track_task_rates(&label);
     let verifier = Verifier {
-        source: source.clone(),
-        target: target.clone(),
+        source,
+        target,
         options: spec.verify.clone(),
         live,
         limit: Arc::new(RateLimit::new(spec.verify.rows_per_second)),
@@ -151,29 +191,14 @@ async fn run_once(rt: &Runtime, a: &Assignment, cancel: &CancellationToken) -> R
         rows_verified: rt.metrics.checker_rows_total.get_or_create(&label).clone(),
         cancel: cancel.clone(),
     };
-    let ctx = JobContext { rt: rt.clone(), task: task.to_owned(), spec, verifier, hash_fn };
-    let result = match work {
-        CheckWork::Verify => verify_all(&ctx, &mut status).await,
-        CheckWork::Correct => correct::run(&ctx, &mut status, record.corrections).await,
-    };
-    let _ = source.disconnect().await;
-    let _ = target.disconnect().await;
-    result?;
-    status.done = true;
-    status.finished_at = Some(chrono::Utc::now());
-    save(rt, task, &mut status).await?;
-    rt.metrics.checker_diff_rows.get_or_create(&label).set(diff_rows(&status.totals));
-    tracing::info!(
-        task,
-        work = ?work,
-        tables = status.totals.tables,
-        rows = status.totals.source_rows,
-        missing = status.totals.missing,
-        extra = status.totals.extra,
-        changed = status.totals.changed,
-        "checker finished"
-    );
-    Ok(())
+    Ok(JobContext { rt: rt.clone(), task: task.to_owned(), spec, verifier, hash_fn })
+}
+
+impl JobContext {
+    async fn close(self) {
+        let _ = self.verifier.source.disconnect().await;
+        let _ = self.verifier.target.disconnect().await;
+    }
 }
 
 fn diff_rows(t: &CheckTotals) -> i64 {

@@ -10,6 +10,7 @@ pub mod live;
 pub mod pair;
 pub mod sql;
 pub mod verify;
+pub mod watch;
 
 use ferry_kit::runtime::Runtime;
 use ferry_schemas::control::Role;

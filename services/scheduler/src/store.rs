@@ -2,7 +2,7 @@
 
 use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets};
 use ferry_kit::KitError;
-use ferry_schemas::check::CheckerStatus;
+use ferry_schemas::check::{CheckerStatus, WatchStatus};
 use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Role, TaskRecord};
 use ferry_schemas::names;
 use ferry_schemas::status::{
@@ -82,6 +82,10 @@ impl Store {
         kv_get(&self.buckets.status, &names::status_key(task, "checker")).await
     }
 
+    pub async fn watch_status(&self, task: &str) -> Result<Option<WatchStatus>, KitError> {
+        kv_get(&self.buckets.status, &names::status_key(task, "checker-watch")).await
+    }
+
     pub async fn sink_status(&self, task: &str) -> Result<SinkStatus, KitError> {
         Ok(kv_get(&self.buckets.status, &names::status_key(task, "sink")).await?.unwrap_or_default())
     }
@@ -158,7 +162,7 @@ impl Store {
         for t in tables {
             del(&self.buckets.status, names::table_progress_key(task, &t.database, &t.table)).await?;
         }
-        for c in [COMPONENT, "full-migrator", "sink", "checker"] {
+        for c in [COMPONENT, "full-migrator", "sink", "checker", "checker-watch"] {
             del(&self.buckets.status, names::status_key(task, c)).await?;
         }
         del(&self.buckets.tasks, names::task_key(task)).await

@@ -49,7 +49,8 @@ pub async fn caught_up(store: &Store, task: &str) -> Result<bool, KitError> {
     Ok(matches!((captured, applied), (Some(c), Some(a)) if a + CAUGHT_UP >= c))
 }
 
-/// While verifying: acts on the checker's result of the current epoch.
+/// While verifying: acts on the checker's result of the current epoch. With
+/// `verify.continuous`, a clean result hands the checker over to continuous verification.
 pub async fn watch(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
     let task = &record.spec.name;
     let Some(checker) = current(store, task, st).await? else { return Ok(()) };
@@ -84,6 +85,19 @@ pub async fn watch(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus)
     } else if !record.spec.phases.contains(&Phase::Incremental) {
         store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
         st.state = TaskState::Completed;
+    } else if record.spec.verify.continuous {
+        // Verified while syncing: keep re-checking what sync changes from now on.
+        st.checker_epoch += 1;
+        store.put_scheduler_status(task, st).await?;
+        store
+            .assign_checker(
+                task,
+                DesiredState::Running,
+                &record.spec.phases,
+                st.checker_epoch,
+                CheckWork::Watch,
+            )
+            .await?;
     }
     Ok(())
 }

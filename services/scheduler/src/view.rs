@@ -83,6 +83,10 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
             c.results.clear();
             c
         }),
+        watch: store.watch_status(task).await?.filter(|w| w.epoch > 0).map(|mut w| {
+            w.rows.truncate(100);
+            w
+        }),
     })
 }
 
