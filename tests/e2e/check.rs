@@ -211,6 +211,29 @@ async fn each_kind_of_difference_is_reported_then_corrected() -> Result<()> {
         last.totals.differences() == 0 && !last.tables.iter().any(|t| t.recheck),
         "last report: {last:?}"
     );
+
+    // A target without the tables is a finding per table, not a crash or a silent pass.
+    let missing_task = format!("{task}-m");
+    let spec = scenario
+        .render("task.yaml")?
+        .replace(&format!("name: \"{task}\""), &format!("name: \"{missing_task}\""))
+        .replace(&format!("\"{db}\": \"{tdb}\""), &format!("\"{db}\": \"{db}_nowhere\""))
+        .replace("phases: [precheck, schema, full, verify]", "phases: [verify]");
+    stack.create_and_start(&spec).await?;
+    let view = stack.wait_settled(&missing_task, Duration::from_secs(120)).await?;
+    let err = view.error.clone().context("a missing target did not pause the task")?;
+    ensure!(
+        err.code == "verification_failed" && err.message.contains("3 table(s) whose structure differs"),
+        "{err:?}"
+    );
+    let r = report(&stack, &missing_task).await?;
+    ensure!(
+        r.tables
+            .iter()
+            .all(|t| t.problem.as_deref().is_some_and(|p| p.contains("does not exist on the target"))),
+        "problems: {:?}",
+        r.tables.iter().map(|t| &t.problem).collect::<Vec<_>>()
+    );
     Ok(())
 }
 
