@@ -237,26 +237,38 @@ impl Verifier {
             return Err(CheckError::Cancelled);
         }
         let _permit = self.permits.acquire().await.map_err(|_| CheckError::Cancelled)?;
-        let (mut s, mut t, mut at) = self.checksums(pair, &range).await?;
+        let (mut result, differing) = self.compare_sums(pair, &range).await?;
+        let Some((s, t)) = differing else { return Ok(result) };
+        let diffs = self.locate(pair, range, s, t).await?;
+        result.diffs = self.confirm(pair, diffs).await?;
+        Ok(result)
+    }
+
+    /// Compares a range's checksums (accounting its rows); live, a difference is re-checked
+    /// after the sink applied past each source read. The checksums that still differ, if any.
+    async fn compare_sums(
+        &self,
+        pair: &TablePair,
+        range: &KeyRange,
+    ) -> Result<(ChunkResult, Option<(Checksum, Checksum)>), CheckError> {
+        let (mut s, mut t, mut at) = self.checksums(pair, range).await?;
         let mut result = ChunkResult { source_rows: s.count, target_rows: t.count, ..Default::default() };
         self.limit.account(s.count).await;
         self.rows_verified.inc_by(s.count);
         if s == t {
-            return Ok(result);
+            return Ok((result, None));
         }
         result.differed = true;
         if let Some(live) = &self.live {
             for _ in 0..live.retries {
                 live.wait_applied(at.as_ref(), &self.cancel).await?;
-                (s, t, at) = self.checksums(pair, &range).await?;
+                (s, t, at) = self.checksums(pair, range).await?;
                 if s == t {
-                    return Ok(result);
+                    return Ok((result, None));
                 }
             }
         }
-        let diffs = self.locate(pair, range, s, t).await?;
-        result.diffs = self.confirm(pair, diffs).await?;
-        Ok(result)
+        Ok((result, Some((s, t))))
     }
 
     /// Both sides' checksums of a range, read at the same time; with live verification also
@@ -407,23 +419,8 @@ impl Verifier {
     /// both sides compared as multisets (up to [`KEYLESS_ROW_LIMIT`] rows a side).
     async fn keyless(&self, pair: &TablePair) -> Result<ChunkResult, CheckError> {
         let all = KeyRange::default();
-        let (mut s, mut t, mut at) = self.checksums(pair, &all).await?;
-        let mut result = ChunkResult { source_rows: s.count, target_rows: t.count, ..Default::default() };
-        self.limit.account(s.count).await;
-        self.rows_verified.inc_by(s.count);
-        if s == t {
-            return Ok(result);
-        }
-        result.differed = true;
-        if let Some(live) = &self.live {
-            for _ in 0..live.retries {
-                live.wait_applied(at.as_ref(), &self.cancel).await?;
-                (s, t, at) = self.checksums(pair, &all).await?;
-                if s == t {
-                    return Ok(result);
-                }
-            }
-        }
+        let (mut result, differing) = self.compare_sums(pair, &all).await?;
+        let Some((s, t)) = differing else { return Ok(result) };
         if s.count.max(t.count) > KEYLESS_ROW_LIMIT {
             return Err(definite(
                 "keyless_too_large",

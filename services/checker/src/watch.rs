@@ -55,12 +55,7 @@ pub async fn run(ctx: &JobContext, epoch: u64, cancel: &CancellationToken) -> Re
     let mut status = if previous.cdc_seq > 0 {
         WatchStatus { epoch, ..previous }
     } else {
-        let last = cdc
-            .info()
-            .await
-            .map_err(|e| ferry_kit::KitError::nats("reading the CDC stream", e))?
-            .state
-            .last_sequence;
+        let last = last_sequence(&mut cdc).await?;
         WatchStatus { epoch, cdc_seq: last, ..WatchStatus::default() }
     };
     status.error = None;
@@ -114,12 +109,7 @@ async fn read_changes(
     queued: &mut BTreeMap<RowId, JsonKey>,
     pairs: &mut HashMap<TableRef, Option<TablePair>>,
 ) -> Result<(), CheckError> {
-    let last = cdc
-        .info()
-        .await
-        .map_err(|e| ferry_kit::KitError::nats("reading the CDC stream", e))?
-        .state
-        .last_sequence;
+    let last = last_sequence(cdc).await?;
     let end = last.min(status.cdc_seq + MESSAGES_PER_ROUND);
     for seq in status.cdc_seq + 1..=end {
         let msg = match cdc.get_raw_message(seq).await {
@@ -163,6 +153,11 @@ async fn read_changes(
         status.cdc_seq = seq;
     }
     Ok(())
+}
+
+async fn last_sequence(cdc: &mut async_nats::jetstream::stream::Stream) -> Result<u64, CheckError> {
+    let info = cdc.info().await.map_err(|e| ferry_kit::KitError::nats("reading the CDC stream", e))?;
+    Ok(info.state.last_sequence)
 }
 
 fn key_of(tv: &ferry_schemas::cdc::TableVersion, image: &[serde_json::Value]) -> Option<JsonKey> {

@@ -24,17 +24,21 @@ pub const CAUGHT_UP: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
 
 /// Enters the verify phase: a new checker epoch, then the checker's assignment.
 pub async fn start(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus) -> Result<(), KitError> {
-    st.checker_epoch += 1;
     st.phase = Some(Phase::Verify);
+    begin(store, record, st, CheckWork::Verify).await
+}
+
+/// Gives the checker new work: a new checker epoch, recorded before the assignment is written.
+async fn begin(
+    store: &Store,
+    record: &TaskRecord,
+    st: &mut SchedulerStatus,
+    work: CheckWork,
+) -> Result<(), KitError> {
+    st.checker_epoch += 1;
     store.put_scheduler_status(&record.spec.name, st).await?;
     store
-        .assign_checker(
-            &record.spec.name,
-            DesiredState::Running,
-            &record.spec.phases,
-            st.checker_epoch,
-            CheckWork::Verify,
-        )
+        .assign_checker(&record.spec.name, DesiredState::Running, &record.spec.phases, st.checker_epoch, work)
         .await
 }
 
@@ -87,17 +91,7 @@ pub async fn watch(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus)
         st.state = TaskState::Completed;
     } else if record.spec.verify.continuous {
         // Verified while syncing: keep re-checking what sync changes from now on.
-        st.checker_epoch += 1;
-        store.put_scheduler_status(task, st).await?;
-        store
-            .assign_checker(
-                task,
-                DesiredState::Running,
-                &record.spec.phases,
-                st.checker_epoch,
-                CheckWork::Watch,
-            )
-            .await?;
+        begin(store, record, st, CheckWork::Watch).await?;
     }
     Ok(())
 }
@@ -118,17 +112,7 @@ pub async fn corrections(
             && a.epoch == st.checker_epoch
     });
     if record.corrections > checker.corrections_done && !correcting {
-        st.checker_epoch += 1;
-        store.put_scheduler_status(task, st).await?;
-        store
-            .assign_checker(
-                task,
-                DesiredState::Running,
-                &record.spec.phases,
-                st.checker_epoch,
-                CheckWork::Correct,
-            )
-            .await?;
+        begin(store, record, st, CheckWork::Correct).await?;
     } else if correcting && checker.epoch == st.checker_epoch && checker.done {
         store
             .assign_checker(
