@@ -535,14 +535,7 @@ async fn checksum(
 
 /// The greatest key of a table, `None` when it is empty.
 async fn last_key(pool: &Pool, side: Side, sql: &TableSql) -> Result<Option<Vec<SqlValue>>, CheckError> {
-    let mut conn = pool.get_conn().await.map_err(|e| CheckError::db(side, "connecting", e))?;
-    let row: Option<mysql_async::Row> = conn
-        .exec_first(sql.last_key(), ())
-        .await
-        .map_err(|e| CheckError::db(side, format!("reading the last key of {}", sql.table), e))?;
-    let Some(row) = row else { return Ok(None) };
-    let types: Vec<&ColumnType> = sql.key.iter().map(|&i| &sql.columns[i].1).collect();
-    convert(side, sql, row.unwrap(), &types).map(Some)
+    read_key(pool, side, sql, sql.last_key(), Vec::new(), "reading the last key").await
 }
 
 /// The key of the `offset`-th row of a range, or `None` past its end.
@@ -554,11 +547,23 @@ async fn key_at(
     offset: u64,
 ) -> Result<Option<Vec<SqlValue>>, CheckError> {
     let (text, params) = sql.key_at(range, offset);
+    read_key(pool, side, sql, text, params, "reading chunk boundaries").await
+}
+
+/// The key a one-row key query returns, typed.
+async fn read_key(
+    pool: &Pool,
+    side: Side,
+    sql: &TableSql,
+    text: String,
+    params: Vec<Value>,
+    doing: &str,
+) -> Result<Option<Vec<SqlValue>>, CheckError> {
     let mut conn = pool.get_conn().await.map_err(|e| CheckError::db(side, "connecting", e))?;
     let row: Option<mysql_async::Row> = conn
         .exec_first(text, params)
         .await
-        .map_err(|e| CheckError::db(side, format!("reading chunk boundaries of {}", sql.table), e))?;
+        .map_err(|e| CheckError::db(side, format!("{doing} of {}", sql.table), e))?;
     let Some(row) = row else { return Ok(None) };
     let types: Vec<&ColumnType> = sql.key.iter().map(|&i| &sql.columns[i].1).collect();
     convert(side, sql, row.unwrap(), &types).map(Some)
