@@ -151,7 +151,7 @@ async fn each_kind_of_difference_is_reported_then_corrected() -> Result<()> {
         "values of the trailing-space difference: {changed_note:?}"
     );
 
-    let metrics = stack.checker_metrics().await?;
+    let metrics = stack.metrics_of("checker").await?;
     let label = format!("task=\"{verify_task}\"");
     ensure!(
         metrics

@@ -136,14 +136,14 @@ async fn copies_structure_and_data_of_every_type_exactly() -> Result<()> {
     let (code, _) = stack.get_json(&format!("/tasks/{task}")).await?;
     ensure!(code == 200);
     let total: u64 = view.tables.iter().map(|t| t.rows_applied).sum();
-    let sink_metrics = stack.metrics(true).await?;
+    let sink_metrics = stack.metrics_of("sink").await?;
     let line = format!("sink_total_record{{task=\"{task}\"}} {total}");
     ensure!(sink_metrics.contains(&line), "sink /metrics lacks `{line}`:\n{sink_metrics}");
     ensure!(
         sink_metrics.contains(&format!("sink_commit_time_count{{task=\"{task}\"}}")),
         "sink_commit_time missing"
     );
-    let fm_metrics = stack.metrics(false).await?;
+    let fm_metrics = stack.metrics_of("full-migrator").await?;
     ensure!(
         fm_metrics.contains(&format!("full_rows_total{{task=\"{task}\"}} {total}")),
         "full-migrator /metrics:\n{fm_metrics}"

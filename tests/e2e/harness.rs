@@ -272,9 +272,8 @@ pub struct Stack {
     pub checker: Service,
     pub api: String,
     http: reqwest::Client,
-    /// Ports of the full-migrator's and the sink's /metrics.
-    metrics_ports: (u16, u16),
-    checker_port: u16,
+    /// Port of each worker service's /metrics, by role.
+    metrics_ports: std::collections::HashMap<&'static str, u16>,
     common: Vec<(String, String)>,
 }
 
@@ -354,11 +353,20 @@ impl Stack {
         let (full_migrator, fm_port) =
             spawn_on_free_port("full-migrator", &dir, &http, "/metrics", with_http).await?;
         let (sink, sink_port) = spawn_on_free_port("sink", &dir, &http, "/metrics", with_http).await?;
-        let metrics_ports = (fm_port, sink_port);
-        let store = Service::spawn("store", with_http(0), &dir)?;
-        let dispatcher = Service::spawn("dispatcher", with_http(0), &dir)?;
+        let (store, store_port) = spawn_on_free_port("store", &dir, &http, "/metrics", with_http).await?;
+        let (dispatcher, dispatcher_port) =
+            spawn_on_free_port("dispatcher", &dir, &http, "/metrics", with_http).await?;
         let (checker, checker_port) =
             spawn_on_free_port("checker", &dir, &http, "/metrics", with_http).await?;
+        let metrics_ports = [
+            ("full-migrator", fm_port),
+            ("sink", sink_port),
+            ("store", store_port),
+            ("dispatcher", dispatcher_port),
+            ("checker", checker_port),
+        ]
+        .into_iter()
+        .collect();
         let api = format!("http://127.0.0.1:{api_port}");
         Ok(Self {
             dir,
@@ -372,7 +380,6 @@ impl Stack {
             api,
             http,
             metrics_ports,
-            checker_port,
             common: with_http(0),
         })
     }
@@ -432,21 +439,10 @@ impl Stack {
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// The Prometheus text of the full-migrator (`false`) or the sink (`true`).
-    pub async fn metrics(&self, sink: bool) -> Result<String> {
-        let port = if sink { self.metrics_ports.1 } else { self.metrics_ports.0 };
+    /// The Prometheus text of a worker service (`sink`, `store`, `dispatcher`, ...).
+    pub async fn metrics_of(&self, role: &str) -> Result<String> {
+        let port = self.metrics_ports.get(role).with_context(|| format!("no /metrics port for {role}"))?;
         Ok(self.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await?.text().await?)
-    }
-
-    /// The Prometheus text of the checker.
-    pub async fn checker_metrics(&self) -> Result<String> {
-        Ok(self
-            .http
-            .get(format!("http://127.0.0.1:{}/metrics", self.checker_port))
-            .send()
-            .await?
-            .text()
-            .await?)
     }
 
     /// Runs the `ferry` CLI against this stack.

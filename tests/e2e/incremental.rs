@@ -245,7 +245,7 @@ async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
     ensure!(v.delay_seconds.is_some_and(|d| d < 30.0), "delay: {:?}", v.delay_seconds);
     let (ok, text) = stack.cli(&["task", "status", &task]).await?;
     ensure!(ok && text.contains("applied binlog") && text.contains("delay"), "CLI status: {text}");
-    let metrics = stack.metrics(true).await?;
+    let metrics = stack.metrics_of("sink").await?;
     let label = format!("task=\"{task}\"");
     for name in ["sink_total_record", "sink_delay", "sink_transactions_total"] {
         ensure!(

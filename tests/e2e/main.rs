@@ -9,5 +9,6 @@ mod faults;
 mod full_copy;
 mod harness;
 mod incremental;
+mod observability;
 mod scenario;
 mod verify;
