@@ -566,7 +566,7 @@ async fn read_key(
         .map_err(|e| CheckError::db(side, format!("{doing} of {}", sql.table), e))?;
     let Some(row) = row else { return Ok(None) };
     let types: Vec<&ColumnType> = sql.key.iter().map(|&i| &sql.columns[i].1).collect();
-    convert(side, sql, row.unwrap(), &types).map(Some)
+    convert(side, sql, cells(row), &types).map(Some)
 }
 
 async fn read_rows(
@@ -582,7 +582,12 @@ async fn read_rows(
         .await
         .map_err(|e| CheckError::db(side, format!("reading rows of {}", sql.table), e))?;
     let types: Vec<&ColumnType> = sql.columns.iter().map(|(_, t)| t).collect();
-    rows.into_iter().map(|r| convert(side, sql, r.unwrap(), &types)).collect()
+    rows.into_iter().map(|r| convert(side, sql, cells(r), &types)).collect()
+}
+
+/// A row's values (a cell already taken out would be NULL; none is).
+fn cells(row: mysql_async::Row) -> Vec<Value> {
+    row.unwrap_raw().into_iter().map(|v| v.unwrap_or(Value::NULL)).collect()
 }
 
 fn convert(
