@@ -15,7 +15,7 @@ use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion
 use ferry_schemas::task::TaskSpec;
 use serde_json::Value as Json;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 /// Maps a CDC event to the target: renamed tables, DML and DDL filters. Returns the event to
@@ -110,6 +110,9 @@ pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
 /// messages (fixed since); the fault test passed 3 of 3 runs with it on.
 pub const JOIN_PARTITIONS: bool = true;
 
+/// A message of another partition a transaction must follow.
+pub type Join = ferry_schemas::cdc::After;
+
 /// Keys in flight: which partition holds each, and the APPLY sequence that last touched it.
 #[derive(Default)]
 pub struct Causality {
@@ -118,27 +121,32 @@ pub struct Causality {
 
 impl Causality {
     /// Chooses the partition (`None`: barrier) of the event to be published at `apply_seq`;
-    /// `applied_below` is the first APPLY sequence not yet applied by the sink.
+    /// `applied_below` is the first APPLY sequence not yet applied by the sink. The joins are
+    /// the other partitions holding its keys, each with the APPLY sequence of the last message
+    /// there that touched one of them: it applies after those, not after everything queued
+    /// in those lanes.
     pub fn route(
         &mut self,
         event: &CdcEvent,
         partitions: u32,
         apply_seq: u64,
         applied_below: u64,
-    ) -> (Option<u32>, Vec<u32>) {
+    ) -> (Option<u32>, Vec<Join>) {
         let CdcEvent::Transaction(txn) = event else { return (None, Vec::new()) };
         if txn.changes.is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
             return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
         }
         let keys = transaction_keys(txn);
-        let busy: BTreeSet<u32> = keys
-            .iter()
-            .filter_map(|k| self.inflight.get(k))
-            .filter(|(_, seq)| *seq >= applied_below)
-            .map(|(p, _)| *p)
-            .collect();
-        let partition = match busy.iter().next() {
+        // Partition -> the newest in-flight message there that touched one of the keys.
+        let mut busy: BTreeMap<u32, u64> = BTreeMap::new();
+        for (p, seq) in
+            keys.iter().filter_map(|k| self.inflight.get(k)).filter(|(_, seq)| *seq >= applied_below)
+        {
+            let e = busy.entry(*p).or_insert(*seq);
+            *e = (*e).max(*seq);
+        }
+        let partition = match busy.keys().next() {
             None => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
             Some(p) => *p,
         };
@@ -146,7 +154,11 @@ impl Causality {
             // A barrier: it runs after everything before it, alone.
             return (None, Vec::new());
         }
-        let joins: Vec<u32> = busy.into_iter().filter(|p| *p != partition).collect();
+        let joins: Vec<Join> = busy
+            .into_iter()
+            .filter(|(p, _)| *p != partition)
+            .map(|(partition, seq)| Join { partition, seq })
+            .collect();
         for k in keys {
             self.inflight.insert(k, (partition, apply_seq));
         }
@@ -179,25 +191,18 @@ impl Chain {
     }
 
     /// The APPLY event of one CDC message, published at `apply_seq` to `partition`, after the
-    /// latest messages of the `joins` partitions.
+    /// `joins` (messages of other partitions that touched its keys).
     pub fn link(
         &mut self,
         apply_seq: u64,
         cdc_seq: u64,
         partition: Option<u32>,
-        joins: &[u32],
+        joins: &[Join],
         event: CdcEvent,
     ) -> ApplyEvent {
         let prev_barrier_seq = self.last_barrier;
         let n = self.last_in_partition.len();
-        let after: Vec<ferry_schemas::cdc::After> = joins
-            .iter()
-            .map(|q| ferry_schemas::cdc::After {
-                partition: *q,
-                seq: self.last_in_partition[*q as usize % n],
-            })
-            .filter(|a| a.seq > 0)
-            .collect();
+        let after: Vec<Join> = joins.iter().copied().filter(|a| a.seq > 0).collect();
         match partition {
             Some(p) => {
                 let slot = &mut self.last_in_partition[p as usize % n];
@@ -306,8 +311,11 @@ mod tests {
         let (p, joins) = c.route(&both, 4, seq + 1, 1);
         if JOIN_PARTITIONS {
             let (pa, pb) = (parts[&a].expect("lane"), parts[&b].expect("lane"));
+            // It follows exactly the message that wrote the other key, not its lane's newest.
+            let (sa, sb) = (a as u64 + 1, b as u64 + 1);
             assert!(
-                p == Some(pa) && joins == vec![pb] || p == Some(pb) && joins == vec![pa],
+                p == Some(pa) && joins == vec![Join { partition: pb, seq: sb }]
+                    || p == Some(pb) && joins == vec![Join { partition: pa, seq: sa }],
                 "{p:?} {joins:?}"
             );
         } else {
