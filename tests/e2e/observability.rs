@@ -1,7 +1,7 @@
 //! Every worker service's `/metrics` during a sync: the OMS metric names, labelled by task,
 //! with plausible values.
 
-use crate::harness::Stack;
+use crate::harness::{eventually, Stack};
 use crate::incremental::{incremental_scenario, wait_phase, Workload};
 use anyhow::{ensure, Context, Result};
 use ferry_schemas::task::Phase;
@@ -20,10 +20,15 @@ async fn every_service_exports_oms_metrics_by_task_while_syncing() -> Result<()>
     let workload = Workload::start(&db, 17, Duration::from_millis(5)).await?;
     stack.create_and_start(&scenario.render("task.yaml")?).await?;
     wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
-    // Rates are recomputed every 5 s: let two periods pass with changes flowing.
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // Rates are recomputed every 5 s: wait until both ends show changes flowing.
+    let (store, sink) = eventually("source_rps and sink_tps above 0", Duration::from_secs(60), || async {
+        let (store, sink) = (stack.metrics_of("store").await?, stack.metrics_of("sink").await?);
+        let flowing = value(&store, "source_rps", &task).unwrap_or_default() > 0.0
+            && value(&sink, "sink_tps", &task).unwrap_or_default() > 0.0;
+        Ok(flowing.then_some((store, sink)))
+    })
+    .await?;
 
-    let store = stack.metrics_of("store").await?;
     let delay = value(&store, "source_delay", &task).context("store: source_delay missing")?;
     ensure!((0.0..5.0).contains(&delay), "source_delay {delay} s while syncing");
     let captured = value(&store, "source_record_num", &task).context("store: source_record_num missing")?;
@@ -36,7 +41,6 @@ async fn every_service_exports_oms_metrics_by_task_while_syncing() -> Result<()>
         .context("dispatcher: dispatcher_ready_transaction_size missing")?;
     ensure!(ready >= 0.0, "dispatcher_ready_transaction_size {ready}");
 
-    let sink = stack.metrics_of("sink").await?;
     for name in ["sink_total_record", "sink_rps", "sink_tps", "sink_transactions_total", "sink_delay"] {
         ensure!(value(&sink, name, &task).is_some(), "sink: {name} missing:\n{sink}");
     }

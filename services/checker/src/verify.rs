@@ -95,13 +95,6 @@ impl Verifier {
     /// Verifies a whole table.
     pub async fn table(&self, pair: &TablePair) -> Result<TableCheck, CheckError> {
         let started = Instant::now();
-        let mut check = TableCheck {
-            source: pair.source.clone(),
-            target: pair.target.clone(),
-            columns: pair.columns.clone(),
-            key: pair.key.clone(),
-            ..TableCheck::default()
-        };
         let results: Vec<ChunkResult> = if pair.key.is_empty() {
             vec![self.keyless(pair).await?]
         } else {
@@ -115,6 +108,36 @@ impl Verifier {
                 .try_collect()
                 .await?
         };
+        Ok(self.summarize(pair, results, started, false))
+    }
+
+    /// Re-verifies only the given rows of a table (after a correction).
+    pub async fn rows(&self, pair: &TablePair, keys: Vec<Vec<SqlValue>>) -> Result<TableCheck, CheckError> {
+        let started = Instant::now();
+        let mut results = Vec::new();
+        for batch in keys.chunks(KEYS_PER_READ) {
+            let (diffs, source_rows, target_rows) = self.compare_keys(pair, batch).await?;
+            results.push(ChunkResult { source_rows, target_rows, differed: !diffs.is_empty(), diffs });
+        }
+        Ok(self.summarize(pair, results, started, true))
+    }
+
+    /// A table's result from the results of its ranges (or key batches).
+    fn summarize(
+        &self,
+        pair: &TablePair,
+        results: Vec<ChunkResult>,
+        started: Instant,
+        recheck: bool,
+    ) -> TableCheck {
+        let mut check = TableCheck {
+            source: pair.source.clone(),
+            target: pair.target.clone(),
+            columns: pair.columns.clone(),
+            key: pair.key.clone(),
+            recheck,
+            ..TableCheck::default()
+        };
         for r in results {
             check.chunks += 1;
             check.source_rows += r.source_rows;
@@ -124,31 +147,7 @@ impl Verifier {
         }
         sort_diffs(&mut check.diffs);
         check.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(check)
-    }
-
-    /// Re-verifies only the given rows of a table (after a correction).
-    pub async fn rows(&self, pair: &TablePair, keys: Vec<Vec<SqlValue>>) -> Result<TableCheck, CheckError> {
-        let started = Instant::now();
-        let mut check = TableCheck {
-            source: pair.source.clone(),
-            target: pair.target.clone(),
-            columns: pair.columns.clone(),
-            key: pair.key.clone(),
-            recheck: true,
-            ..TableCheck::default()
-        };
-        for batch in keys.chunks(KEYS_PER_READ) {
-            let (diffs, source_rows, target_rows) = self.compare_keys(pair, batch).await?;
-            check.chunks += 1;
-            check.source_rows += source_rows;
-            check.target_rows += target_rows;
-            check.chunks_differing += u64::from(!diffs.is_empty());
-            self.add_diffs(&mut check, diffs);
-        }
-        sort_diffs(&mut check.diffs);
-        check.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(check)
+        check
     }
 
     fn add_diffs(&self, check: &mut TableCheck, diffs: Vec<RowDiff>) {
