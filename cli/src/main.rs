@@ -25,6 +25,12 @@ enum Command {
     /// Manage migration tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// List the live service instances (heartbeats), by region.
+    Members {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,7 +152,19 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let api = Api { http: reqwest::Client::new(), base: cli.server, token: cli.token };
-    let Command::Task(cmd) = cli.command;
+    let cmd = match cli.command {
+        Command::Task(cmd) => cmd,
+        Command::Members { json } => {
+            let members: Vec<ferry_schemas::control::Member> =
+                api.send(api.req(reqwest::Method::GET, "/members")).await?.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&members)?);
+            } else {
+                print!("{}", render::members(&members, chrono::Utc::now()));
+            }
+            return Ok(());
+        }
+    };
     match cmd {
         TaskCommand::Create { file, start } => {
             let spec =

@@ -30,6 +30,25 @@ pub fn list(tasks: &[TaskStatusView]) -> String {
     out
 }
 
+pub fn members(members: &[ferry_schemas::control::Member], now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:<14} {:<32} {:>6} {:<10} JOBS",
+        "REGION", "SERVICE", "INSTANCE", "SEEN", "VERSION"
+    );
+    for m in members {
+        let seen = now.signed_duration_since(m.heartbeat_at).num_seconds().max(0);
+        let jobs = if m.jobs.is_empty() { "-".to_owned() } else { m.jobs.join(",") };
+        let _ = writeln!(
+            out,
+            "{:<12} {:<14} {:<32} {:>5}s {:<10} {jobs}",
+            m.region, m.service, m.instance, seen, m.version
+        );
+    }
+    out
+}
+
 pub fn status(v: &TaskStatusView) -> String {
     let mut out = String::new();
     let phase = v.phase.map(|p| format!("{p:?}").to_lowercase()).unwrap_or_else(|| "-".into());

@@ -79,6 +79,12 @@ impl Role {
             Role::Checker => "checker",
         }
     }
+
+    /// Store and full-migrator read the source and run in its region; the others run next to
+    /// the target.
+    pub fn on_source_side(self) -> bool {
+        matches!(self, Role::Store | Role::FullMigrator)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -92,4 +98,23 @@ pub struct Assignment {
     /// For the checker: what to do in this epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckWork>,
+    /// Region whose instances run this job (unset: any instance of the role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// One service instance's heartbeat in `ferry-members` (key `member.<instance>`), rewritten
+/// every few seconds; the bucket's max age drops the entry of an instance that stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Member {
+    pub instance: String,
+    /// Service name: a role's name or `scheduler`.
+    pub service: String,
+    pub region: String,
+    pub version: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub heartbeat_at: chrono::DateTime<chrono::Utc>,
+    /// Tasks whose job runs on this instance now (it holds their lease).
+    #[serde(default)]
+    pub jobs: Vec<String>,
 }

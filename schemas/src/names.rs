@@ -157,6 +157,19 @@ pub fn is_valid_task_name(name: &str) -> bool {
         && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
+/// A region is a JetStream domain: it appears in API subjects (`$JS.<region>.API`), so it must
+/// be one plain token.
+pub fn is_valid_region(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Key of an instance's heartbeat in the members bucket.
+pub fn member_key(instance: &str) -> String {
+    format!("member.{}", token(instance))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,11 @@ pub struct Endpoint {
     pub user: String,
     #[serde(default)]
     pub password: Secret,
+    /// Region (JetStream domain) next to this database: the source's region runs the store and
+    /// full-migrator, the target's runs the dispatcher, sink and checker. Unset: the default
+    /// region (where the scheduler and the control-plane buckets are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -376,6 +381,25 @@ fn problem(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> S
 }
 
 impl TaskSpec {
+    /// Region of the source side (store, full-migrator; CDC and FULL streams are written there).
+    pub fn source_region<'a>(&'a self, default: &'a str) -> &'a str {
+        self.source.region.as_deref().unwrap_or(default)
+    }
+
+    /// Region of the target side (dispatcher, sink, checker; the APPLY stream lives there).
+    pub fn target_region<'a>(&'a self, default: &'a str) -> &'a str {
+        self.target.region.as_deref().unwrap_or(default)
+    }
+
+    /// Region where `role` runs for this task.
+    pub fn region_of<'a>(&'a self, role: crate::control::Role, default: &'a str) -> &'a str {
+        if role.on_source_side() {
+            self.source_region(default)
+        } else {
+            self.target_region(default)
+        }
+    }
+
     pub fn validate(&self) -> Vec<SpecProblem> {
         let mut out = Vec::new();
         if !crate::names::is_valid_task_name(&self.name) {
@@ -561,6 +585,15 @@ fn validate_endpoint(field: &str, e: &Endpoint, out: &mut Vec<SpecProblem>) {
     }
     if e.user.trim().is_empty() {
         out.push(problem(&format!("{field}.user"), "user is empty", "set the database user"));
+    }
+    if let Some(region) = &e.region {
+        if !crate::names::is_valid_region(region) {
+            out.push(problem(
+                &format!("{field}.region"),
+                format!("`{region}` is not a valid region name"),
+                "use the JetStream domain name of the region: 1-32 letters, digits, '-' or '_'",
+            ));
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use ferry_schemas::cdc::{
 use ferry_schemas::check::{
     CheckEvent, CheckTotals, CheckerStatus, ColumnDiff, DiffKind, RowDiff, TableCheck,
 };
-use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Role, TaskRecord};
+use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Member, Role, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::full::{BatchColumn, CreateTable, ExistingTablePolicy, FullEvent, RowBatch, TableDone};
 use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
@@ -100,6 +100,7 @@ fn spec() -> TaskSpec {
             port: 3306,
             user: "ferry".into(),
             password: Secret("enc:v1:...".into()),
+            region: Some("eu-west".into()),
         },
         target: Endpoint {
             kind: ferry_schemas::task::DbKind::Mariadb,
@@ -107,6 +108,7 @@ fn spec() -> TaskSpec {
             port: 3306,
             user: "ferry".into(),
             password: Secret("enc:v1:...".into()),
+            region: Some("eu-central".into()),
         },
         objects: ObjectFilter { include: vec!["shop.*".into()], exclude: vec!["shop.tmp_*".into()] },
         renames: Renames {
@@ -332,6 +334,20 @@ fn schemas_and_examples_match_the_types() {
             phases: vec![Phase::Schema, Phase::Full],
             epoch: 1,
             check: None,
+            region: Some("eu-west".into()),
+        },
+        &mut drift,
+    );
+    contract(
+        "member",
+        Member {
+            instance: "sink-east-1".into(),
+            service: "sink".into(),
+            region: "eu-central".into(),
+            version: "0.1.0".into(),
+            started_at: at(),
+            heartbeat_at: at(),
+            jobs: vec!["shop-move".into()],
         },
         &mut drift,
     );

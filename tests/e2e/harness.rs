@@ -77,22 +77,48 @@ pub struct NatsServer {
     pub url: String,
     port: u16,
     dir: PathBuf,
+    /// Config file, when started from one (else plain flags).
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     pub async fn start(dir: &Path) -> Result<Self> {
         let port = free_port()?;
-        let child = Self::spawn(dir, port).await?;
-        Ok(Self { child, url: format!("nats://127.0.0.1:{port}"), port, dir: dir.to_owned() })
+        let child = Self::spawn(dir, port, None).await?;
+        Ok(Self { child, url: format!("nats://127.0.0.1:{port}"), port, dir: dir.to_owned(), config: None })
     }
 
-    async fn spawn(dir: &Path, port: u16) -> Result<Child> {
+    /// A server from a config file: `config(port, store_dir)` writes its text; the file and the
+    /// log are named after `name`.
+    pub async fn start_config(dir: &Path, name: &str, config: impl Fn(u16, &Path) -> String) -> Result<Self> {
+        let port = free_port()?;
+        let path = dir.join(format!("{name}.conf"));
+        std::fs::write(&path, config(port, &dir.join(format!("nats-{name}"))))?;
+        let child = Self::spawn(dir, port, Some(&path)).await?;
+        Ok(Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_owned(),
+            config: Some(path),
+        })
+    }
+
+    async fn spawn(dir: &Path, port: u16, config: Option<&Path>) -> Result<Child> {
         let bin = env("FERRY_NATS_BIN")?;
-        let store = dir.join("nats");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("nats.log"))?;
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(&store)
+        let log_name = match config {
+            Some(c) => format!("{}.log", c.file_stem().unwrap_or_default().to_string_lossy()),
+            None => "nats.log".to_owned(),
+        };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(log_name))?;
+        let mut cmd = Command::new(bin);
+        match config {
+            Some(c) => cmd.arg("-c").arg(c),
+            None => {
+                cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(dir.join("nats"))
+            }
+        };
+        let child = cmd
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -108,8 +134,45 @@ impl NatsServer {
     /// Kills the server (SIGKILL) and starts it again on the same port and store.
     pub async fn restart(&mut self) -> Result<()> {
         self.child.kill().await?;
-        self.child = Self::spawn(&self.dir, self.port).await?;
+        self.child = Self::spawn(&self.dir, self.port, self.config.as_deref()).await?;
         Ok(())
+    }
+}
+
+/// Two regions: `west` (the default region: scheduler, store, full-migrator) and `east`
+/// (dispatcher, sink, checker), each a nats-server with its own JetStream domain; east is a
+/// leaf node of west, through a proxy that plays the WAN link.
+pub struct TwoRegions {
+    pub east: NatsServer,
+    pub link: Proxy,
+}
+
+pub const WEST: &str = "west";
+pub const EAST: &str = "east";
+
+impl TwoRegions {
+    /// Starts the west hub (returned apart: it becomes the stack's `nats`) and the east leaf.
+    pub async fn start(dir: &Path) -> Result<(NatsServer, Self)> {
+        let leaf_port = free_port()?;
+        // The proxy is started first: the hub must advertise it as its leaf address, or the leaf
+        // would learn the hub's own address and reconnect around the cut link.
+        let link = Proxy::start("127.0.0.1", leaf_port).await?;
+        let link_port = link.port;
+        let west = NatsServer::start_config(dir, WEST, |port, store| {
+            format!(
+                "server_name: {WEST}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", domain: {WEST} }}\nleafnodes {{ listen: 127.0.0.1:{leaf_port}, advertise: \"127.0.0.1:{link_port}\" }}\n",
+                store.display()
+            )
+        })
+        .await?;
+        let east = NatsServer::start_config(dir, EAST, |port, store| {
+            format!(
+                "server_name: {EAST}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\", domain: {EAST} }}\nleafnodes {{ reconnect: \"1s\", remotes: [ {{ url: \"nats-leaf://127.0.0.1:{link_port}\", deny_imports: [\"ferry.>\"], deny_exports: [\"ferry.>\"] }} ] }}\n",
+                store.display()
+            )
+        })
+        .await?;
+        Ok((west, Self { east, link }))
     }
 }
 
@@ -274,7 +337,10 @@ pub struct Stack {
     http: reqwest::Client,
     /// Port of each worker service's /metrics, by role.
     metrics_ports: std::collections::HashMap<&'static str, u16>,
-    common: Vec<(String, String)>,
+    /// Environment of each role's instances (NATS URL and region differ between regions).
+    role_env: std::collections::HashMap<&'static str, Vec<(String, String)>>,
+    /// The second region, when the stack spans two.
+    pub regions: Option<TwoRegions>,
 }
 
 /// Starts `role` on a port found free, and checks that this very process answers `probe` on
@@ -329,35 +395,64 @@ fn listens_on(pid: u32, port: u16) -> bool {
 }
 
 impl Stack {
+    /// Everything in one region on one nats-server.
     pub async fn start(test: &str) -> Result<Self> {
         let dir = scratch_dir(test)?;
         let nats = NatsServer::start(&dir).await?;
-        let common = vec![
-            ("FERRY_NATS_URL".to_owned(), nats.url.clone()),
+        Self::start_services(dir, nats, None).await
+    }
+
+    /// Two regions ([`TwoRegions`]): source-side roles in west, target-side roles in east.
+    pub async fn start_two_regions(test: &str) -> Result<Self> {
+        let dir = scratch_dir(test)?;
+        let (west, regions) = TwoRegions::start(&dir).await?;
+        Self::start_services(dir, west, Some(regions)).await
+    }
+
+    async fn start_services(dir: PathBuf, nats: NatsServer, regions: Option<TwoRegions>) -> Result<Self> {
+        let base = vec![
             ("FERRY_SECRET_KEY".to_owned(), "e2e-secret".to_owned()),
             ("FERRY_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ];
-        let with_http = |port: u16| {
-            let mut e = common.clone();
+        let mut role_env = std::collections::HashMap::new();
+        for role in ["scheduler", "full-migrator", "sink", "store", "dispatcher", "checker"] {
+            let mut e = base.clone();
+            match &regions {
+                None => e.push(("FERRY_NATS_URL".to_owned(), nats.url.clone())),
+                Some(r) => {
+                    let east = matches!(role, "sink" | "dispatcher" | "checker");
+                    let url = if east { &r.east.url } else { &nats.url };
+                    e.push(("FERRY_NATS_URL".to_owned(), url.clone()));
+                    e.push(("FERRY_REGION".to_owned(), (if east { EAST } else { WEST }).to_owned()));
+                    e.push(("FERRY_DEFAULT_REGION".to_owned(), WEST.to_owned()));
+                }
+            }
+            role_env.insert(role, e);
+        }
+        let with_http = |role: &str, port: u16| {
+            let mut e = role_env.get(role).cloned().unwrap_or_default();
             e.retain(|(k, _)| k != "FERRY_HTTP_ADDR");
             e.push(("FERRY_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}")));
             e
         };
         let http = reqwest::Client::new();
         let (scheduler, api_port) = spawn_on_free_port("scheduler", &dir, &http, "/api/v1/tasks", |port| {
-            let mut e = common.clone();
+            let mut e = role_env["scheduler"].clone();
             e.push(("FERRY_API_ADDR".into(), format!("127.0.0.1:{port}")));
             e
         })
         .await?;
         let (full_migrator, fm_port) =
-            spawn_on_free_port("full-migrator", &dir, &http, "/metrics", with_http).await?;
-        let (sink, sink_port) = spawn_on_free_port("sink", &dir, &http, "/metrics", with_http).await?;
-        let (store, store_port) = spawn_on_free_port("store", &dir, &http, "/metrics", with_http).await?;
+            spawn_on_free_port("full-migrator", &dir, &http, "/metrics", |p| with_http("full-migrator", p))
+                .await?;
+        let (sink, sink_port) =
+            spawn_on_free_port("sink", &dir, &http, "/metrics", |p| with_http("sink", p)).await?;
+        let (store, store_port) =
+            spawn_on_free_port("store", &dir, &http, "/metrics", |p| with_http("store", p)).await?;
         let (dispatcher, dispatcher_port) =
-            spawn_on_free_port("dispatcher", &dir, &http, "/metrics", with_http).await?;
+            spawn_on_free_port("dispatcher", &dir, &http, "/metrics", |p| with_http("dispatcher", p)).await?;
         let (checker, checker_port) =
-            spawn_on_free_port("checker", &dir, &http, "/metrics", with_http).await?;
+            spawn_on_free_port("checker", &dir, &http, "/metrics", |p| with_http("checker", p)).await?;
         let metrics_ports = [
             ("full-migrator", fm_port),
             ("sink", sink_port),
@@ -380,7 +475,8 @@ impl Stack {
             api,
             http,
             metrics_ports,
-            common: with_http(0),
+            role_env,
+            regions,
         })
     }
 
@@ -428,12 +524,17 @@ impl Stack {
 
     /// Starts one more instance of a role (for fail-over tests).
     pub fn spawn_extra(&self, role: &str, name: &str) -> Result<Service> {
-        Service::spawn_as(role, name, self.common.clone(), &self.dir)
+        let env = self.role_env.get(role).cloned().with_context(|| format!("unknown role {role}"))?;
+        Service::spawn_as(role, name, env, &self.dir)
     }
 
-    /// The instance holding a task's lease for a role, read from `ferry-locks`.
+    /// The instance holding a task's lease for a role, read from its region's `ferry-locks`.
     pub async fn lease_holder(&self, task: &str, role: &str) -> Result<Option<String>> {
-        let client = async_nats::connect(&self.nats.url).await?;
+        let url = match &self.regions {
+            Some(r) if matches!(role, "sink" | "dispatcher" | "checker") => &r.east.url,
+            _ => &self.nats.url,
+        };
+        let client = async_nats::connect(url).await?;
         let kv = async_nats::jetstream::new(client).get_key_value(ferry_schemas::names::LOCKS_BUCKET).await?;
         let value = kv.get(ferry_schemas::names::lease_key(task, role)).await?;
         Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))

@@ -10,5 +10,6 @@ mod full_copy;
 mod harness;
 mod incremental;
 mod observability;
+mod regions;
 mod scenario;
 mod verify;

@@ -127,7 +127,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     status.error = None;
     status.retrying = None;
     let max_age = Duration::from_secs(u64::from(spec.incremental.retention_hours) * 3600);
-    let mut cdc = rt.nats.cdc_stream(task, max_age).await?;
+    let mut cdc = rt.nats.cdc_stream(task, max_age, spec.source_region(&rt.nats.default_region)).await?;
     let mut apply = rt.nats.apply_stream(task).await?;
     let cdc_state = cdc.info().await.map_err(|e| KitError::nats("reading the CDC stream", e))?.state.clone();
     let apply_last =
@@ -179,6 +179,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     }
     let mut floor_at = Instant::now();
     let mut last_status = Instant::now();
+    let mut status_failing = false;
     let mut expected_cdc = next_cdc;
     let mut apply_seq = apply_last;
     let mut inflight: VecDeque<(PublishAckFuture, u64)> = VecDeque::new();
@@ -270,7 +271,16 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         settle(&mut inflight, WINDOW, &mut status).await?;
         if last_status.elapsed() >= STATUS_EVERY {
             settle(&mut inflight, usize::MAX, &mut status).await?;
-            save(rt, task, &mut status).await?;
+            // The status is information (the position is derived from the APPLY stream), so a
+            // control plane out of reach (WAN cut to the default region) does not stop dispatch.
+            match save(rt, task, &mut status).await {
+                Err(e) if !status_failing => {
+                    tracing::warn!(task, "cannot write the dispatcher status ({e}); dispatching goes on");
+                    status_failing = true;
+                }
+                Err(_) => {}
+                Ok(()) => status_failing = false,
+            }
             last_status = Instant::now();
         }
     }

@@ -90,7 +90,7 @@ async fn run_once(
         tracing::info!(task, p0 = ?status.p0.as_ref().map(ToString::to_string), "recorded the start position P0");
     }
     let mut plan = plan::build(&mut conn, &spec).await?;
-    let stream = rt.nats.full_stream(task).await?;
+    let stream = rt.nats.full_stream(task, spec.source_region(&rt.nats.default_region)).await?;
     if status.schema_published {
         // The table list is fixed when the structure is published.
         plan.tables.retain(|t| status.tables.contains(&t.source));

@@ -15,12 +15,22 @@ pub struct CommonArgs {
     /// name and process id; keep it stable across restarts to take job leases back at once).
     #[arg(long, env = "FERRY_INSTANCE")]
     pub instance: Option<String>,
-    /// Region label (a JetStream domain) of this instance.
+    /// Region of this instance: the JetStream domain of the NATS server at `--nats-url`. Jobs
+    /// of a task go only to instances in the task's source or target region.
     #[arg(long, env = "FERRY_REGION", default_value = "local")]
     pub region: String,
+    /// The default region, whose JetStream holds the control-plane buckets (tasks, status,
+    /// members); reached through the domain-qualified API (`$JS.<region>.API`) from other
+    /// regions. Default: this instance's region (a single-region deployment).
+    #[arg(long, env = "FERRY_DEFAULT_REGION")]
+    pub default_region: Option<String>,
 }
 
 impl CommonArgs {
+    pub fn default_region(&self) -> &str {
+        self.default_region.as_deref().unwrap_or(&self.region)
+    }
+
     pub fn instance_name(&self, role: &str) -> String {
         self.instance.clone().unwrap_or_else(|| {
             // In containers every process is pid 1: the host name tells instances apart.

@@ -45,6 +45,8 @@ pub enum KitError {
     Secret(String),
     #[error("task {0} has no record")]
     TaskMissing(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl KitError {
@@ -57,7 +59,8 @@ impl KitError {
             KitError::Json { .. }
             | KitError::Http { .. }
             | KitError::Secret(_)
-            | KitError::TaskMissing(_) => ErrorClass::Definite,
+            | KitError::TaskMissing(_)
+            | KitError::Config(_) => ErrorClass::Definite,
         }
     }
 
@@ -75,6 +78,7 @@ impl KitError {
                 ("secret", "start every service with the FERRY_SECRET_KEY the task was created with")
             }
             KitError::TaskMissing(_) => ("task_missing", "create the task again"),
+            KitError::Config(_) => ("config", "correct the service's flags or environment"),
         }
     }
 }

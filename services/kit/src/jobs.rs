@@ -7,6 +7,10 @@
 //! is not restarted until the epoch changes. The watch is re-established after NATS restarts;
 //! replaying the current assignments is harmless because of the epoch check.
 //!
+//! Placement: an assignment that names a region runs only on instances of that region; the
+//! others ignore it (`region` is the task's source region for store and full-migrator, its
+//! target region for the others).
+//!
 //! Only one instance of a role runs a task's job at a time: before the job starts, its instance
 //! takes the lease `lease.<task>.<role>` in `ferry-locks` (create-if-absent), renews it every
 //! [`LEASE_RENEW`] by compare-and-set, and releases it when the job ends. The bucket's TTL
@@ -41,7 +45,11 @@ pub struct Worker {
     pub tasks: kv::Store,
     pub locks: kv::Store,
     pub instance: String,
+    /// This instance's region.
+    pub region: String,
     pub role: Role,
+    /// Tasks whose job runs here (reported in the instance's heartbeat).
+    pub running: crate::members::RunningJobs,
 }
 
 /// Runs `start(assignment, cancel)` for every running assignment of the worker's role until
@@ -110,7 +118,8 @@ async fn apply_entry<F, Fut>(
         },
         _ => None,
     };
-    let Some(a) = assignment.filter(|a| a.desired == DesiredState::Running) else {
+    let here = |a: &Assignment| a.region.as_ref().is_none_or(|r| *r == worker.region);
+    let Some(a) = assignment.filter(|a| a.desired == DesiredState::Running && here(a)) else {
         let task = entry.key.split('.').nth(1).unwrap_or_default().to_owned();
         stop_job(jobs, &task).await;
         return;
@@ -153,6 +162,7 @@ async fn run_leased<Fut: Future<Output = ()> + Send + 'static>(
         }
     };
     tracing::info!(task, instance = worker.instance, "starting job");
+    worker.running.insert(&task);
     let mut job = std::pin::pin!(job);
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + LEASE_RENEW, LEASE_RENEW);
     loop {
@@ -165,12 +175,14 @@ async fn run_leased<Fut: Future<Output = ()> + Send + 'static>(
                         tracing::warn!(task, instance = worker.instance, "lost the job's lease ({e}); stopping the job");
                         cancel.cancel();
                         job.await;
+                        worker.running.remove(&task);
                         return;
                     }
                 }
             }
         }
     }
+    worker.running.remove(&task);
     if let Err(e) = worker.locks.delete_expect_revision(&key, Some(revision)).await {
         tracing::debug!(task, "lease not released ({e}); it expires by itself");
     }

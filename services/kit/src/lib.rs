@@ -8,6 +8,7 @@ pub mod consume;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod members;
 pub mod metrics;
 pub mod nats;
 pub mod runtime;

@@ -1,6 +1,13 @@
 //! NATS connection, provisioning of Ferry's buckets and per-task streams, de-duplicated
 //! publishing and JSON helpers for KV.
 //!
+//! Regions: an instance talks to the NATS server of its own region (a JetStream domain). The
+//! control-plane buckets (tasks, status, members) live in the default region and are reached
+//! from other regions through the domain-qualified API; `ferry-locks` is per region, so a job's
+//! lease (and failover between instances of a region) does not depend on the WAN. A task's CDC
+//! and FULL streams are written in its source region; in a target region in another domain they
+//! are read through mirrors of the same name (same stream sequences), created on first use.
+//!
 //! Provisioning is idempotent (get, else create) so every service may call it at start-up.
 
 use crate::backoff::Backoff;
@@ -19,7 +26,12 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct Nats {
     pub client: async_nats::Client,
+    /// JetStream of this instance's region.
     pub js: Context,
+    /// This instance's region (its server's JetStream domain).
+    pub region: String,
+    /// The region holding the control-plane buckets.
+    pub default_region: String,
 }
 
 #[derive(Clone)]
@@ -27,19 +39,39 @@ pub struct Buckets {
     pub tasks: kv::Store,
     pub status: kv::Store,
     pub members: kv::Store,
+    /// Job leases of this region's instances.
     pub locks: kv::Store,
 }
 
 impl Nats {
-    /// Connects, retrying with backoff until connected or `shutdown`.
-    pub async fn connect(url: &str, name: &str, shutdown: &CancellationToken) -> Result<Self, KitError> {
+    /// Connects as an instance of `region`, whose control plane is in `default_region`;
+    /// retries with backoff until connected or `shutdown`.
+    pub async fn connect(
+        url: &str,
+        name: &str,
+        region: &str,
+        default_region: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, KitError> {
+        for r in [region, default_region] {
+            if !names::is_valid_region(r) {
+                return Err(KitError::Config(format!(
+                    "`{r}` is not a valid region name: set FERRY_REGION / FERRY_DEFAULT_REGION to a JetStream domain name (1-32 letters, digits, '-' or '_')"
+                )));
+            }
+        }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let opts = async_nats::ConnectOptions::new().name(name).max_reconnects(None);
             match opts.connect(url).await {
                 Ok(client) => {
                     let js = jetstream::new(client.clone());
-                    return Ok(Self { client, js });
+                    return Ok(Self {
+                        client,
+                        js,
+                        region: region.to_owned(),
+                        default_region: default_region.to_owned(),
+                    });
                 }
                 Err(source) if shutdown.is_cancelled() => {
                     return Err(KitError::Connect { url: url.to_owned(), source })
@@ -53,79 +85,87 @@ impl Nats {
         }
     }
 
-    /// Gets or creates the shared buckets and the events stream.
+    /// JetStream of `region`: this server's own, or another domain through `$JS.<region>.API`.
+    pub fn js_in(&self, region: &str) -> Context {
+        if region == self.region {
+            self.js.clone()
+        } else {
+            jetstream::with_domain(self.client.clone(), region)
+        }
+    }
+
+    /// JetStream of the default region (control plane).
+    pub fn control(&self) -> Context {
+        self.js_in(&self.default_region)
+    }
+
+    pub fn in_default_region(&self) -> bool {
+        self.region == self.default_region
+    }
+
+    /// Gets or creates the shared buckets (and, in the default region, the events stream).
     pub async fn buckets(&self) -> Result<Buckets, KitError> {
-        self.js
-            .get_or_create_stream(stream::Config {
-                name: names::EVENTS_STREAM.into(),
-                subjects: vec![names::EVENTS_SUBJECTS.into()],
-                storage: stream::StorageType::File,
-                max_age: Duration::from_secs(30 * 86_400),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| KitError::nats("creating the events stream", e))?;
+        let control = self.control();
+        if self.in_default_region() {
+            self.js
+                .get_or_create_stream(stream::Config {
+                    name: names::EVENTS_STREAM.into(),
+                    subjects: vec![names::EVENTS_SUBJECTS.into()],
+                    storage: stream::StorageType::File,
+                    max_age: Duration::from_secs(30 * 86_400),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| KitError::nats("creating the events stream", e))?;
+        }
         Ok(Buckets {
-            tasks: self.bucket(names::TASKS_BUCKET, 5, Duration::ZERO).await?,
-            status: self.bucket(names::STATUS_BUCKET, 1, Duration::ZERO).await?,
-            members: self.bucket(names::MEMBERS_BUCKET, 1, Duration::from_secs(15)).await?,
-            locks: self.bucket(names::LOCKS_BUCKET, 1, crate::jobs::LEASE_TTL).await?,
+            tasks: bucket(&control, names::TASKS_BUCKET, 5, Duration::ZERO).await?,
+            status: bucket(&control, names::STATUS_BUCKET, 1, Duration::ZERO).await?,
+            members: bucket(&control, names::MEMBERS_BUCKET, 1, crate::members::MEMBER_TTL).await?,
+            locks: bucket(&self.js, names::LOCKS_BUCKET, 1, crate::jobs::LEASE_TTL).await?,
         })
     }
 
-    async fn bucket(&self, name: &str, history: i64, max_age: Duration) -> Result<kv::Store, KitError> {
-        if let Ok(store) = self.js.get_key_value(name).await {
-            return Ok(store);
-        }
-        let config = kv::Config {
-            bucket: name.to_owned(),
-            history,
-            max_age,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        };
-        match self.js.create_key_value(config).await {
-            Ok(store) => Ok(store),
-            // Another service created it at the same moment.
-            Err(_) => self
-                .js
-                .get_key_value(name)
-                .await
-                .map_err(|e| KitError::nats(format!("opening bucket {name}"), e)),
-        }
-    }
-
-    /// Gets or creates a task's FULL stream (limits retention: it may be mirrored across regions).
-    pub async fn full_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
-        self.js
-            .get_or_create_stream(stream::Config {
+    /// Gets or creates a task's FULL stream (limits retention, so it can be mirrored): written in
+    /// `source_region`, a mirror of it elsewhere.
+    pub async fn full_stream(&self, task: &str, source_region: &str) -> Result<stream::Stream, KitError> {
+        self.task_stream(
+            source_region,
+            stream::Config {
                 name: names::full_stream(task),
                 subjects: vec![names::full_subjects(task)],
-                storage: stream::StorageType::File,
                 retention: stream::RetentionPolicy::Limits,
-                duplicate_window: DUPLICATE_WINDOW,
                 max_age: Duration::from_secs(14 * 86_400),
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| KitError::nats(format!("creating stream {}", names::full_stream(task)), e))
+            },
+        )
+        .await
     }
 
-    /// Gets or creates a task's CDC stream: limits retention (mirrorable), kept `max_age`.
-    pub async fn cdc_stream(&self, task: &str, max_age: Duration) -> Result<stream::Stream, KitError> {
-        self.task_stream(stream::Config {
-            name: names::cdc_stream(task),
-            subjects: vec![names::cdc_subject(task)],
-            retention: stream::RetentionPolicy::Limits,
-            max_age,
-            ..Default::default()
-        })
+    /// Gets or creates a task's CDC stream: limits retention (mirrorable), kept `max_age`;
+    /// written in `source_region`, a mirror of it elsewhere.
+    pub async fn cdc_stream(
+        &self,
+        task: &str,
+        max_age: Duration,
+        source_region: &str,
+    ) -> Result<stream::Stream, KitError> {
+        self.task_stream(
+            source_region,
+            stream::Config {
+                name: names::cdc_stream(task),
+                subjects: vec![names::cdc_subject(task)],
+                retention: stream::RetentionPolicy::Limits,
+                max_age,
+                ..Default::default()
+            },
+        )
         .await
     }
 
     /// Gets or creates a task's schema history stream (kept for the life of the task).
     pub async fn schema_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
-        self.task_stream(stream::Config {
+        self.local_stream(stream::Config {
             name: names::schema_stream(task),
             subjects: vec![names::schema_subject(task)],
             retention: stream::RetentionPolicy::Limits,
@@ -134,9 +174,10 @@ impl Nats {
         .await
     }
 
-    /// Gets or creates a task's APPLY stream: work-queue retention, local to the target region.
+    /// Gets or creates a task's APPLY stream: work-queue retention, local to the target region
+    /// (a work-queue stream must never be mirrored: its mirror consumer does not ack).
     pub async fn apply_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
-        self.task_stream(stream::Config {
+        self.local_stream(stream::Config {
             name: names::apply_stream(task),
             subjects: vec![names::apply_subjects(task)],
             retention: stream::RetentionPolicy::WorkQueue,
@@ -147,7 +188,7 @@ impl Nats {
 
     /// Gets or creates a task's CHECK stream: verification results, kept 30 days.
     pub async fn check_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
-        self.task_stream(stream::Config {
+        self.local_stream(stream::Config {
             name: names::check_stream(task),
             subjects: vec![names::check_subject(task)],
             retention: stream::RetentionPolicy::Limits,
@@ -157,7 +198,39 @@ impl Nats {
         .await
     }
 
-    async fn task_stream(&self, config: stream::Config) -> Result<stream::Stream, KitError> {
+    /// A stream written in `source_region`: created there with `config` when this is that
+    /// region, else a mirror of it in this region (same name and sequences, no subjects).
+    async fn task_stream(
+        &self,
+        source_region: &str,
+        config: stream::Config,
+    ) -> Result<stream::Stream, KitError> {
+        if source_region == self.region {
+            return self.local_stream(config).await;
+        }
+        let name = config.name.clone();
+        let mirror = stream::Config {
+            name: name.clone(),
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: config.max_age,
+            // The `external` form: `domain` is only rewritten into it by `create_stream`.
+            mirror: Some(stream::Source {
+                name: name.clone(),
+                external: Some(stream::External {
+                    api_prefix: format!("$JS.{source_region}.API"),
+                    delivery_prefix: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.js.get_or_create_stream(mirror).await.map_err(|e| {
+            KitError::nats(format!("creating the mirror of {name} from region {source_region}"), e)
+        })
+    }
+
+    async fn local_stream(&self, config: stream::Config) -> Result<stream::Stream, KitError> {
         let name = config.name.clone();
         self.js
             .get_or_create_stream(stream::Config {
@@ -183,6 +256,27 @@ impl Nats {
             .await
             .map_err(|e| KitError::nats(format!("publishing to {subject}"), e))?;
         ack.await.map_err(|e| KitError::nats(format!("awaiting the ack of {subject}"), e))
+    }
+}
+
+/// Gets or creates a bucket in the JetStream `js` (possibly another region's).
+async fn bucket(js: &Context, name: &str, history: i64, max_age: Duration) -> Result<kv::Store, KitError> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    let config = kv::Config {
+        bucket: name.to_owned(),
+        history,
+        max_age,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    match js.create_key_value(config).await {
+        Ok(store) => Ok(store),
+        // Another service created it at the same moment.
+        Err(_) => {
+            js.get_key_value(name).await.map_err(|e| KitError::nats(format!("opening bucket {name}"), e))
+        }
     }
 }
 

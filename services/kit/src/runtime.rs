@@ -2,11 +2,13 @@
 
 use crate::args::CommonArgs;
 use crate::http::{self, Readiness};
+use crate::members::RunningJobs;
 use crate::metrics::Metrics;
 use crate::nats::{Buckets, Nats};
 use crate::secret::SecretBox;
 use crate::KitError;
 use axum::Router;
+use ferry_schemas::control::Member;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub secrets: SecretBox,
     pub ready: Readiness,
+    /// Tasks whose job runs here, reported in this instance's heartbeat.
+    pub jobs: RunningJobs,
 }
 
 impl Runtime {
@@ -31,10 +35,23 @@ impl Runtime {
         shutdown: &CancellationToken,
     ) -> Result<Self, KitError> {
         let instance = args.instance_name(service);
-        let nats = Nats::connect(&args.nats_url, &instance, shutdown).await?;
+        let nats =
+            Nats::connect(&args.nats_url, &instance, &args.region, args.default_region(), shutdown).await?;
         let buckets = nats.buckets().await?;
         let metrics = Metrics::new();
         metrics.spawn_rate_updater(Duration::from_secs(5));
+        let jobs = RunningJobs::default();
+        let now = chrono::Utc::now();
+        let member = Member {
+            instance: instance.clone(),
+            service: service.to_owned(),
+            region: args.region.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: now,
+            heartbeat_at: now,
+            jobs: Vec::new(),
+        };
+        crate::members::spawn_heartbeat(buckets.members.clone(), member, jobs.clone(), shutdown.clone());
         Ok(Self {
             service: service.to_owned(),
             instance,
@@ -43,6 +60,7 @@ impl Runtime {
             metrics,
             secrets: SecretBox::from_env(),
             ready: Readiness::default(),
+            jobs,
         })
     }
 
@@ -52,7 +70,9 @@ impl Runtime {
             tasks: self.buckets.tasks.clone(),
             locks: self.buckets.locks.clone(),
             instance: self.instance.clone(),
+            region: self.nats.region.clone(),
             role,
+            running: self.jobs.clone(),
         }
     }
 

@@ -56,6 +56,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/api/v1/members", get(members))
         .route("/api/v1/tasks", get(list).post(create))
         .route("/api/v1/tasks/{name}", get(show).delete(delete))
         .route("/api/v1/tasks/{name}/check-report", get(check_report))
@@ -140,6 +141,11 @@ async fn list(State(s): State<ApiState>) -> ApiResult<impl IntoResponse> {
         }
     }
     Ok(Json(out))
+}
+
+/// Live service instances (heartbeats in `ferry-members`), by region.
+async fn members(State(s): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    Ok(Json(ferry_kit::members::live(&s.store.buckets.members).await?))
 }
 
 async fn load(s: &ApiState, name: &str) -> ApiResult<(TaskRecord, u64)> {

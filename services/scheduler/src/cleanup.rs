@@ -28,19 +28,18 @@ pub async fn delete_task(rt: &Runtime, store: &Store, record: &TaskRecord) -> Re
         }
     }
     let _ = conn.disconnect().await;
-    for stream in [
-        names::full_stream(task),
-        names::cdc_stream(task),
-        names::apply_stream(task),
-        names::schema_stream(task),
-        names::check_stream(task),
-    ] {
-        if rt.nats.js.get_stream(&stream).await.is_ok() {
-            rt.nats
-                .js
-                .delete_stream(&stream)
-                .await
-                .map_err(|e| format!("cannot delete stream {stream}: {e}"))?;
+    // Mirrors in the target region go first: a mirror of a deleted stream keeps retrying.
+    for js in [store.target_js(&record.spec), store.source_js(&record.spec)] {
+        for stream in [
+            names::full_stream(task),
+            names::cdc_stream(task),
+            names::apply_stream(task),
+            names::schema_stream(task),
+            names::check_stream(task),
+        ] {
+            if js.get_stream(&stream).await.is_ok() {
+                js.delete_stream(&stream).await.map_err(|e| format!("cannot delete stream {stream}: {e}"))?;
+            }
         }
     }
     let fm = store.full_status(task).await.map_err(|e| e.to_string())?;

@@ -36,7 +36,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(rt: Runtime) -> Self {
-        let store = Store { buckets: rt.buckets.clone(), js: rt.nats.js.clone() };
+        let store = Store::new(&rt);
         Self { rt, store, prechecks: HashMap::new() }
     }
 
@@ -70,7 +70,7 @@ impl Driver {
             {
                 st = restart(record, st);
                 if st.phase != Some(Phase::Precheck) {
-                    self.store.assign(&task, DesiredState::Running, &record.spec.phases, st.epoch).await?;
+                    self.store.assign(&record.spec, DesiredState::Running, st.epoch).await?;
                 }
                 if st.phase == Some(Phase::Verify) {
                     verification::start(&self.store, record, &mut st).await?;
@@ -78,12 +78,12 @@ impl Driver {
             }
             DesiredState::Running if st.state == TaskState::Running => self.advance(record, &mut st).await?,
             DesiredState::Paused if st.state == TaskState::Running => {
-                self.store.assign(&task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+                self.store.assign(&record.spec, DesiredState::Paused, st.epoch).await?;
                 verification::hold(&self.store, record, &st, DesiredState::Paused).await?;
                 st.state = TaskState::Paused;
             }
             DesiredState::Stopped if !matches!(st.state, TaskState::Stopped | TaskState::Completed) => {
-                self.store.assign(&task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+                self.store.assign(&record.spec, DesiredState::Stopped, st.epoch).await?;
                 verification::hold(&self.store, record, &st, DesiredState::Stopped).await?;
                 st.state = TaskState::Stopped;
             }
@@ -113,7 +113,7 @@ impl Driver {
                     st.verifications_started = record.verifications;
                     verification::start(&self.store, record, st).await?;
                 } else if record.spec.phases.contains(&Phase::Verify)
-                    && verification::caught_up(&self.store, &record.spec.name).await?
+                    && verification::caught_up(&self.store, &record.spec).await?
                 {
                     verification::start(&self.store, record, st).await?;
                 }
@@ -153,7 +153,7 @@ impl Driver {
             return Ok(());
         }
         let Some((_, handle)) = self.prechecks.remove(&task) else { return Ok(()) };
-        let results = handle.await.unwrap_or_else(|e| {
+        let mut results = handle.await.unwrap_or_else(|e| {
             vec![CheckResult {
                 check: "precheck".into(),
                 object: None,
@@ -162,6 +162,8 @@ impl Driver {
                 fix: None,
             }]
         });
+        let members = ferry_kit::members::live(&self.rt.buckets.members).await?;
+        results.extend(crate::placement::check(&record.spec, &self.rt.nats.default_region, &members));
         let failures: Vec<&CheckResult> =
             results.iter().filter(|r| r.outcome == CheckOutcome::Fail).collect();
         if let Some(first) = failures.first() {
@@ -176,9 +178,7 @@ impl Driver {
             st.state = TaskState::Paused;
         } else {
             st.phase = record.spec.phases.iter().copied().find(|p| *p != Phase::Precheck);
-            self.store
-                .assign(&record.spec.name, DesiredState::Running, &record.spec.phases, st.epoch)
-                .await?;
+            self.store.assign(&record.spec, DesiredState::Running, st.epoch).await?;
             if st.phase == Some(Phase::Verify) {
                 // A verify-only task: nothing to copy or sync first.
                 verification::start(&self.store, record, st).await?;
@@ -205,7 +205,7 @@ impl Driver {
             fresh(&self.store.checker_status(task).await?.and_then(|c| c.error)),
         ];
         if let Some(err) = errors.into_iter().flatten().next() {
-            self.store.assign(task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+            self.store.assign(&record.spec, DesiredState::Paused, st.epoch).await?;
             st.state = TaskState::Paused;
             st.error = Some(err);
             return Ok(true);
@@ -233,11 +233,14 @@ impl Driver {
             if record.spec.phases.contains(&Phase::Verify) {
                 return verification::start(&self.store, record, st).await;
             }
-            self.store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+            self.store.assign(&record.spec, DesiredState::Stopped, st.epoch).await?;
             st.state = TaskState::Completed;
-            if let Ok(stream) = self.rt.nats.js.get_stream(names::full_stream(task)).await {
-                if let Err(e) = stream.purge().await {
-                    tracing::warn!(task, "cannot purge the FULL stream after the copy: {e}");
+            // The copy is done: free its space where it was written and in the target's mirror.
+            for js in [self.store.source_js(&record.spec), self.store.target_js(&record.spec)] {
+                if let Ok(stream) = js.get_stream(names::full_stream(task)).await {
+                    if let Err(e) = stream.purge().await {
+                        tracing::warn!(task, "cannot purge the FULL stream after the copy: {e}");
+                    }
                 }
             }
         } else if fm.schema_published

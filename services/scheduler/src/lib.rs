@@ -4,6 +4,7 @@ pub mod api;
 pub mod cleanup;
 pub mod driver;
 pub mod events;
+pub mod placement;
 pub mod precheck;
 pub mod report;
 pub mod store;
@@ -31,11 +32,7 @@ pub async fn start(
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), ferry_kit::KitError> {
-    let state = api::ApiState {
-        rt: rt.clone(),
-        store: store::Store { buckets: rt.buckets.clone(), js: rt.nats.js.clone() },
-        token: config.api_token,
-    };
+    let state = api::ApiState { rt: rt.clone(), store: store::Store::new(&rt), token: config.api_token };
     let bound = rt.serve_http(addr, api::router(state), shutdown.clone()).await?;
     rt.ready.set(true);
     let driver = driver::Driver::new(rt);

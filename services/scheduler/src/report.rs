@@ -10,8 +10,10 @@ use ferry_schemas::names;
 /// `None` when the task was never verified.
 pub async fn build(store: &Store, task: &str) -> Result<Option<CheckReport>, KitError> {
     let Some(status) = store.checker_status(task).await?.filter(|s| s.epoch > 0) else { return Ok(None) };
+    let Some((record, _)) = store.record(task).await? else { return Ok(None) };
+    // The checker writes its results in the target region.
     let stream = store
-        .js
+        .target_js(&record.spec)
         .get_stream(names::check_stream(task))
         .await
         .map_err(|e| KitError::nats(format!("opening {}", names::check_stream(task)), e))?;

@@ -1,6 +1,7 @@
 //! Reading and writing the control-plane records of one task.
 
-use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets};
+use async_nats::jetstream::Context;
+use ferry_kit::nats::{kv_entry, kv_get, kv_keys_with_prefix, kv_put, Buckets, Nats};
 use ferry_kit::KitError;
 use ferry_schemas::check::{CheckerStatus, WatchStatus};
 use ferry_schemas::control::{Assignment, CheckWork, DesiredState, Role, TaskRecord};
@@ -8,7 +9,7 @@ use ferry_schemas::names;
 use ferry_schemas::status::{
     DispatcherStatus, FullMigratorStatus, SchedulerStatus, SinkStatus, StoreStatus, TableProgress,
 };
-use ferry_schemas::task::Phase;
+use ferry_schemas::task::TaskSpec;
 
 pub const COMPONENT: &str = "scheduler";
 /// Roles that take part in the phases this build runs.
@@ -17,15 +18,29 @@ pub const DATA_ROLES: &[Role] = &[Role::Store, Role::FullMigrator, Role::Dispatc
 #[derive(Clone)]
 pub struct Store {
     pub buckets: Buckets,
-    pub js: async_nats::jetstream::Context,
+    pub nats: Nats,
 }
 
 pub use ferry_kit::watermark::Watermark;
 
 impl Store {
-    /// The applied watermark (see [`ferry_kit::watermark`]).
-    pub async fn applied_watermark(&self, task: &str) -> Option<Watermark> {
-        ferry_kit::watermark::applied(&self.js, &self.buckets.status, task).await
+    pub fn new(rt: &ferry_kit::runtime::Runtime) -> Self {
+        Self { buckets: rt.buckets.clone(), nats: rt.nats.clone() }
+    }
+
+    /// JetStream of the task's source region (CDC, FULL and SCHEMA streams are written there).
+    pub fn source_js(&self, spec: &TaskSpec) -> Context {
+        self.nats.js_in(spec.source_region(&self.nats.default_region))
+    }
+
+    /// JetStream of the task's target region (APPLY and CHECK streams, mirrors of CDC and FULL).
+    pub fn target_js(&self, spec: &TaskSpec) -> Context {
+        self.nats.js_in(spec.target_region(&self.nats.default_region))
+    }
+
+    /// The applied watermark (see [`ferry_kit::watermark`]), read in the target region.
+    pub async fn applied_watermark(&self, spec: &TaskSpec) -> Option<Watermark> {
+        ferry_kit::watermark::applied(&self.target_js(spec), &self.buckets.status, &spec.name).await
     }
 
     pub async fn task_names(&self) -> Result<Vec<String>, KitError> {
@@ -99,23 +114,19 @@ impl Store {
         kv_get(&self.buckets.status, &names::table_progress_key(task, database, table)).await
     }
 
-    pub async fn assign(
-        &self,
-        task: &str,
-        desired: DesiredState,
-        phases: &[Phase],
-        epoch: u64,
-    ) -> Result<(), KitError> {
+    /// Assigns every data role of the task, each to the instances of its side's region.
+    pub async fn assign(&self, spec: &TaskSpec, desired: DesiredState, epoch: u64) -> Result<(), KitError> {
         for role in DATA_ROLES {
             let a = Assignment {
-                task: task.to_owned(),
+                task: spec.name.clone(),
                 role: *role,
                 desired,
-                phases: phases.to_vec(),
+                phases: spec.phases.clone(),
                 epoch,
                 check: None,
+                region: Some(spec.region_of(*role, &self.nats.default_region).to_owned()),
             };
-            kv_put(&self.buckets.tasks, &names::assignment_key(task, role.as_str()), &a).await?;
+            kv_put(&self.buckets.tasks, &names::assignment_key(&spec.name, role.as_str()), &a).await?;
         }
         Ok(())
     }
@@ -123,21 +134,21 @@ impl Store {
     /// The checker's assignment: what to do (`work`) in which checker epoch.
     pub async fn assign_checker(
         &self,
-        task: &str,
+        spec: &TaskSpec,
         desired: DesiredState,
-        phases: &[Phase],
         epoch: u64,
         work: CheckWork,
     ) -> Result<(), KitError> {
         let a = Assignment {
-            task: task.to_owned(),
+            task: spec.name.clone(),
             role: Role::Checker,
             desired,
-            phases: phases.to_vec(),
+            phases: spec.phases.clone(),
             epoch,
             check: Some(work),
+            region: Some(spec.region_of(Role::Checker, &self.nats.default_region).to_owned()),
         };
-        kv_put(&self.buckets.tasks, &names::assignment_key(task, Role::Checker.as_str()), &a)
+        kv_put(&self.buckets.tasks, &names::assignment_key(&spec.name, Role::Checker.as_str()), &a)
             .await
             .map(|_| ())
     }

@@ -16,7 +16,7 @@ use ferry_kit::KitError;
 use ferry_schemas::check::CheckerStatus;
 use ferry_schemas::control::{CheckWork, DesiredState, Role, TaskRecord};
 use ferry_schemas::status::{SchedulerStatus, TaskState};
-use ferry_schemas::task::Phase;
+use ferry_schemas::task::{Phase, TaskSpec};
 
 /// How close (in source time) apply must be to capture for incremental sync to count as
 /// caught up.
@@ -37,19 +37,18 @@ async fn begin(
 ) -> Result<(), KitError> {
     st.checker_epoch += 1;
     store.put_scheduler_status(&record.spec.name, st).await?;
-    store
-        .assign_checker(&record.spec.name, DesiredState::Running, &record.spec.phases, st.checker_epoch, work)
-        .await
+    store.assign_checker(&record.spec, DesiredState::Running, st.checker_epoch, work).await
 }
 
 /// True when incremental sync has applied (nearly) everything captured, past safe mode.
-pub async fn caught_up(store: &Store, task: &str) -> Result<bool, KitError> {
+pub async fn caught_up(store: &Store, spec: &TaskSpec) -> Result<bool, KitError> {
+    let task = &spec.name;
     let sink = store.sink_status(task).await?;
     if sink.incremental.as_ref().is_none_or(|i| i.safe_mode) {
         return Ok(false);
     }
     let captured = store.store_status(task).await?.source_time;
-    let applied = store.applied_watermark(task).await.map(|w| w.source_time);
+    let applied = store.applied_watermark(spec).await.map(|w| w.source_time);
     Ok(matches!((captured, applied), (Some(c), Some(a)) if a + CAUGHT_UP >= c))
 }
 
@@ -61,12 +60,10 @@ pub async fn watch(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus)
     if !checker.done || !checker_running(store, task).await? {
         return Ok(());
     }
-    store
-        .assign_checker(task, DesiredState::Stopped, &record.spec.phases, st.checker_epoch, CheckWork::Verify)
-        .await?;
+    store.assign_checker(&record.spec, DesiredState::Stopped, st.checker_epoch, CheckWork::Verify).await?;
     let t = &checker.totals;
     if t.differences() > 0 {
-        store.assign(task, DesiredState::Paused, &record.spec.phases, st.epoch).await?;
+        store.assign(&record.spec, DesiredState::Paused, st.epoch).await?;
         st.state = TaskState::Paused;
         st.error = Some(report(
             "checker",
@@ -87,7 +84,7 @@ pub async fn watch(store: &Store, record: &TaskRecord, st: &mut SchedulerStatus)
             ),
         ));
     } else if !record.spec.phases.contains(&Phase::Incremental) {
-        store.assign(task, DesiredState::Stopped, &record.spec.phases, st.epoch).await?;
+        store.assign(&record.spec, DesiredState::Stopped, st.epoch).await?;
         st.state = TaskState::Completed;
     } else if record.spec.verify.continuous {
         // Verified while syncing: keep re-checking what sync changes from now on.
@@ -118,13 +115,7 @@ pub async fn corrections(
         begin(store, record, st, CheckWork::Correct).await?;
     } else if correcting && checker.epoch == st.checker_epoch && checker.done {
         store
-            .assign_checker(
-                task,
-                DesiredState::Stopped,
-                &record.spec.phases,
-                st.checker_epoch,
-                CheckWork::Correct,
-            )
+            .assign_checker(&record.spec, DesiredState::Stopped, st.checker_epoch, CheckWork::Correct)
             .await?;
     }
     Ok(())
@@ -140,9 +131,7 @@ pub async fn hold(
     if let Some(a) = store.assignment(&record.spec.name, Role::Checker).await? {
         if a.desired == DesiredState::Running {
             let work = a.check.unwrap_or(CheckWork::Verify);
-            store
-                .assign_checker(&record.spec.name, desired, &record.spec.phases, st.checker_epoch, work)
-                .await?;
+            store.assign_checker(&record.spec, desired, st.checker_epoch, work).await?;
         }
     }
     Ok(())

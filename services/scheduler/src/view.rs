@@ -25,7 +25,8 @@ pub async fn build(store: &Store, record: &TaskRecord) -> Result<TaskStatusView,
     let sink = store.sink_status(task).await?;
     let capture = store.store_status(task).await?;
     let dispatcher = store.dispatcher_status(task).await?;
-    let watermark = if sink.incremental.is_some() { store.applied_watermark(task).await } else { None };
+    let watermark =
+        if sink.incremental.is_some() { store.applied_watermark(&record.spec).await } else { None };
     let mut tables = Vec::with_capacity(fm.tables.len());
     for t in &fm.tables {
         let p = store.table_progress(task, &t.database, &t.table).await?;

@@ -139,7 +139,7 @@ async fn run_once(
     progress.flush(&rt.buckets.status).await?;
     rt.metrics.track_task_rates(&ferry_kit::metrics::task(task));
 
-    let stream = rt.nats.full_stream(task).await?;
+    let stream = rt.nats.full_stream(task, spec.source_region(&rt.nats.default_region)).await?;
     let name = names::sink_full_consumer(task);
     let consumer = consume::durable_consumer(&stream, &name, concurrency * 8).await?;
     let applier = Arc::new(FullApplier {

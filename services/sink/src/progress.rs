@@ -164,10 +164,21 @@ impl Progress {
 
     /// Flushes every `every` until `cancel`, then once more.
     pub async fn flush_loop(&self, status: kv::Store, every: Duration, cancel: CancellationToken) {
+        let mut failing = false;
         loop {
             tokio::select! { _ = tokio::time::sleep(every) => {}, _ = cancel.cancelled() => break }
-            if let Err(e) = self.flush(&status).await {
-                tracing::warn!(task = self.task, "cannot write sink status ({e}); will retry");
+            match self.flush(&status).await {
+                // E.g. the default region is unreachable: applying goes on, the status waits.
+                Err(e) if !failing => {
+                    tracing::warn!(task = self.task, "cannot write sink status ({e}); will retry");
+                    failing = true;
+                }
+                Err(_) => {}
+                Ok(()) if failing => {
+                    tracing::info!(task = self.task, "sink status written again");
+                    failing = false;
+                }
+                Ok(()) => {}
             }
         }
         let _ = self.flush(&status).await;

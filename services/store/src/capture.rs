@@ -224,7 +224,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     status.retrying = None;
     let pool = ferry_mysql::conn::pool(&spec.source, 2);
     let max_age = Duration::from_secs(u64::from(spec.incremental.retention_hours) * 3600);
-    let mut stream = rt.nats.cdc_stream(task, max_age).await?;
+    let mut stream = rt.nats.cdc_stream(task, max_age, spec.source_region(&rt.nats.default_region)).await?;
     let mut schema_stream = rt.nats.schema_stream(task).await?;
     let resume = resume_point(rt, task, &spec, &mut stream, &mut status, &pool, cancel).await?;
     let mut history = history_log::load(&mut schema_stream).await?;

@@ -25,6 +25,7 @@ fn source() -> Result<(Opts, Endpoint)> {
         port: opts.tcp_port(),
         user: opts.user().unwrap_or_default().to_owned(),
         password: Secret(opts.pass().unwrap_or_default().to_owned()),
+        region: None,
     };
     Ok((opts, endpoint))
 }

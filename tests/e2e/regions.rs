@@ -1,0 +1,109 @@
+//! Regions: the store captures in `west` (the default region, which also runs the scheduler),
+//! the dispatcher and sink apply in `east`, a leaf node of west with its own JetStream domain.
+//! East reads the CDC and FULL streams through mirrors. The WAN link between the servers is cut
+//! for 30 s while the source keeps writing; capture goes on in west, and once the link is back
+//! the delay returns under 1 s and the target ends equal to the source, with no duplicates.
+
+use crate::harness::{eventually, Stack, EAST, WEST};
+use crate::incremental::{
+    assert_equal, incremental_scenario, source_position, wait_applied, wait_phase, Workload,
+};
+use anyhow::{ensure, Context, Result};
+use async_nats::jetstream;
+use ferry_schemas::control::Member;
+use ferry_schemas::names;
+use ferry_schemas::task::Phase;
+use std::time::{Duration, Instant};
+
+/// The scenario's spec with the source in west and the target in east.
+fn in_regions(spec: &str) -> String {
+    spec.replacen("target:\n", &format!("  region: {WEST}\ntarget:\n"), 1).replacen(
+        "objects:\n",
+        &format!("  region: {EAST}\nobjects:\n"),
+        1,
+    )
+}
+
+async fn last_seq(js: &jetstream::Context, stream: &str) -> Result<u64> {
+    let mut s = js.get_stream(stream).await.with_context(|| format!("stream {stream}"))?;
+    Ok(s.info().await?.state.last_sequence)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_in_another_region_rides_out_a_cut_link() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_region").await?;
+    let stack = Stack::start_two_regions("regions").await?;
+    let regions = stack.regions.as_ref().context("two regions")?;
+    let west = jetstream::new(async_nats::connect(&stack.nats.url).await?);
+    let east = jetstream::new(async_nats::connect(&regions.east.url).await?);
+
+    let workload = Workload::start(&db, 17, Duration::from_millis(2)).await?;
+    stack.create_and_start(&in_regions(&scenario.render("task.yaml")?)).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+
+    // Each stream where it belongs: CDC written in west and mirrored in east, APPLY only in east.
+    let cdc = names::cdc_stream(&task);
+    let mut mirror = east.get_stream(&cdc).await.context("the CDC mirror in east")?;
+    let mirror_of = mirror.info().await?.config.mirror.clone().map(|m| m.name);
+    ensure!(mirror_of.as_deref() == Some(cdc.as_str()), "east's {cdc} is not a mirror: {mirror_of:?}");
+    ensure!(west.get_stream(names::apply_stream(&task)).await.is_err(), "APPLY must not exist in west");
+    east.get_stream(names::apply_stream(&task)).await.context("APPLY in east")?;
+
+    // Instances heartbeat in the default region, each with its region and its running jobs.
+    let members = eventually("heartbeats listing the task's jobs", Duration::from_secs(20), || async {
+        let (code, members) = stack.get_json("/members").await?;
+        let members: Vec<Member> =
+            serde_json::from_value(members).with_context(|| format!("members: HTTP {code}"))?;
+        let runs = |service: &str, region: &str| {
+            members.iter().any(|m| m.service == service && m.region == region && m.jobs.contains(&task))
+        };
+        let placed = runs("store", WEST) && runs("dispatcher", EAST) && runs("sink", EAST);
+        Ok(placed.then_some(members))
+    })
+    .await?;
+    ensure!(members.iter().any(|m| m.service == "scheduler" && m.region == WEST), "{members:?}");
+    let (ok, text) = stack.cli(&["members"]).await?;
+    ensure!(ok && text.contains("east") && text.contains(&task), "ferry members: {text}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let captured_before = last_seq(&west, &cdc).await?;
+    regions.link.cut();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // Capture went on in west while east was unreachable.
+    let captured_during = last_seq(&west, &cdc).await?;
+    regions.link.restore();
+    let restored = Instant::now();
+    ensure!(
+        captured_during > captured_before + 100,
+        "capture stalled during the cut: CDC {captured_before} -> {captured_during}"
+    );
+
+    // The mirror resumes by itself and brings over what was captured during the cut.
+    let backlog_end = last_seq(&west, &cdc).await?;
+    eventually("the CDC mirror to resume", Duration::from_secs(60), || async {
+        Ok((last_seq(&east, &cdc).await? >= backlog_end).then_some(()))
+    })
+    .await?;
+    let mirrored_after = restored.elapsed().as_secs_f64();
+    // While the source keeps writing, the delay falls back under 1 s.
+    let v = eventually(
+        "the delay to return under 1 s after the link is back",
+        Duration::from_secs(120),
+        || async {
+            let v = stack.status(&task).await?;
+            Ok(v.delay_seconds.filter(|d| *d < 1.0).map(|_| v))
+        },
+    )
+    .await?;
+    println!(
+        "regions: {} changes captured during the cut; mirror caught up {mirrored_after:.1} s and delay {:.2} s {:.1} s after the link came back",
+        backlog_end - captured_before,
+        v.delay_seconds.unwrap_or_default(),
+        restored.elapsed().as_secs_f64()
+    );
+    let txns = workload.stop().await?;
+    ensure!(txns > 100, "the workload ran only {txns} transactions");
+    let end = source_position().await?;
+    wait_applied(&stack, &task, &end, Duration::from_secs(90)).await?;
+    assert_equal(&db).await
+}
