@@ -397,23 +397,34 @@ fn listens_on(pid: u32, port: u16) -> bool {
 impl Stack {
     /// Everything in one region on one nats-server.
     pub async fn start(test: &str) -> Result<Self> {
+        Self::start_with_env(test, Vec::new()).await
+    }
+
+    /// One region, every service also given `extra` environment.
+    pub async fn start_with_env(test: &str, extra: Vec<(String, String)>) -> Result<Self> {
         let dir = scratch_dir(test)?;
         let nats = NatsServer::start(&dir).await?;
-        Self::start_services(dir, nats, None).await
+        Self::start_services(dir, nats, None, extra).await
     }
 
     /// Two regions ([`TwoRegions`]): source-side roles in west, target-side roles in east.
     pub async fn start_two_regions(test: &str) -> Result<Self> {
         let dir = scratch_dir(test)?;
         let (west, regions) = TwoRegions::start(&dir).await?;
-        Self::start_services(dir, west, Some(regions)).await
+        Self::start_services(dir, west, Some(regions), Vec::new()).await
     }
 
-    async fn start_services(dir: PathBuf, nats: NatsServer, regions: Option<TwoRegions>) -> Result<Self> {
-        let base = vec![
+    async fn start_services(
+        dir: PathBuf,
+        nats: NatsServer,
+        regions: Option<TwoRegions>,
+        extra: Vec<(String, String)>,
+    ) -> Result<Self> {
+        let mut base = vec![
             ("FERRY_SECRET_KEY".to_owned(), "e2e-secret".to_owned()),
             ("FERRY_HTTP_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ];
+        base.extend(extra);
         let mut role_env = std::collections::HashMap::new();
         for role in ["scheduler", "full-migrator", "sink", "store", "dispatcher", "checker"] {
             let mut e = base.clone();

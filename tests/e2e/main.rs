@@ -12,4 +12,5 @@ mod incremental;
 mod observability;
 mod regions;
 mod scenario;
+mod traces;
 mod verify;

@@ -238,6 +238,16 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
                 .get_or_create(&label)
                 .set((apply_seq + 1 - floor) as i64);
         }
+        // Continue the source transaction's trace (the store put its context in the headers).
+        let span = match ferry_kit::trace::context_of(msg.headers.as_ref()) {
+            Some(parent) => {
+                let span =
+                    tracing::info_span!("dispatch", task, cdc_seq = seq, partition = tracing::field::Empty);
+                ferry_kit::trace::follow(&span, Some(&parent));
+                span
+            }
+            None => tracing::Span::none(),
+        };
         let event = route::filter_and_rename(&spec, env.body);
         apply_seq += 1;
         let (partition, joins) = causality.route(&event, partitions, apply_seq, floor);
@@ -257,7 +267,10 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         );
         let payload = serde_json::to_vec::<Envelope<ApplyEvent>>(&out)
             .map_err(|source| KitError::Json { what: "an APPLY message".into(), source })?;
-        let mut publish = PublishMessage::build().payload(payload.into()).message_id(&id);
+        span.record("partition", partition.map_or(-1, i64::from));
+        let headers = ferry_kit::trace::headers_for(&span);
+        drop(span);
+        let mut publish = PublishMessage::build().payload(payload.into()).message_id(&id).headers(headers);
         if apply_seq > 1 {
             publish = publish.expected_last_sequence(apply_seq - 1);
         }

@@ -45,6 +45,7 @@ use mysql_async::{Conn, Pool, Row, Value};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Room left in a message for the envelope around the rows.
 const ENVELOPE_MARGIN: usize = 64 * 1024;
@@ -342,7 +343,18 @@ impl CopyContext {
         }
         let bytes = payload.len() as u64;
         let subject = names::full_table_subject(&self.task, &plan.source.database, &plan.source.table);
-        let ack = self.nats.publish_dedup(subject, &msg_id, Bytes::from(payload)).await?;
+        // A chunk's trace: published here, applied by the sink (headers carry the context).
+        let span = if ferry_kit::trace::exporting() {
+            tracing::info_span!("copy_chunk", task = %self.task, table = %plan.source, chunk = progress.chunks_published, rows)
+        } else {
+            tracing::Span::none()
+        };
+        let headers = ferry_kit::trace::headers_for(&span);
+        let ack = self
+            .nats
+            .publish_dedup_with(subject, &msg_id, Bytes::from(payload), headers)
+            .instrument(span)
+            .await?;
         if ack.duplicate {
             tracing::info!(task = self.task, table = %plan.source, chunk = progress.chunks_published, "chunk was already in the stream");
         }

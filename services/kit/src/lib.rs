@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace;
 pub mod watermark;
 
 pub use error::{ErrorClass, KitError};

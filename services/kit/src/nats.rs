@@ -249,7 +249,19 @@ impl Nats {
         msg_id: &str,
         payload: Bytes,
     ) -> Result<jetstream::publish::PublishAck, KitError> {
-        let msg = jetstream::message::PublishMessage::build().payload(payload).message_id(msg_id);
+        self.publish_dedup_with(subject, msg_id, payload, async_nats::HeaderMap::new()).await
+    }
+
+    /// [`Nats::publish_dedup`] with headers (trace context).
+    pub async fn publish_dedup_with(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: Bytes,
+        headers: async_nats::HeaderMap,
+    ) -> Result<jetstream::publish::PublishAck, KitError> {
+        let msg =
+            jetstream::message::PublishMessage::build().payload(payload).message_id(msg_id).headers(headers);
         let ack = self
             .js
             .send_publish(subject.clone(), msg)

@@ -95,7 +95,7 @@ where
     F: FnOnce(Runtime, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    crate::telemetry::init(service);
+    let _telemetry = crate::telemetry::init(service);
     let shutdown = crate::shutdown::on_signals();
     let rt = Runtime::connect(service, &args, &shutdown).await?;
     rt.serve_http(args.http_addr, Router::new(), shutdown.clone()).await?;

@@ -19,7 +19,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ferry_kit::telemetry::init(ferry_scheduler::COMPONENT);
+    let _telemetry = ferry_kit::telemetry::init(ferry_scheduler::COMPONENT);
     let shutdown = ferry_kit::shutdown::on_signals();
     let rt = Runtime::connect(ferry_scheduler::COMPONENT, &args.common, &shutdown).await?;
     let config = ferry_scheduler::Config { api_token: args.api_token };

@@ -52,6 +52,7 @@ use mysql_async::Pool;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Longest time without a published message while the source is idle.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
@@ -253,6 +254,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         last_publish: Instant::now(),
         last_status: Instant::now(),
         max_payload: rt.nats.client.server_info().max_payload,
+        spans: None,
     };
     rt.metrics.track_task_rates(&capture.label);
     let result = capture
@@ -331,6 +333,15 @@ struct Capture {
     last_publish: Instant,
     last_status: Instant,
     max_payload: usize,
+    /// Spans of the transaction being read, when traces are exported.
+    spans: Option<TxnSpans>,
+}
+
+/// A captured transaction's trace: `capture` (from its first event to its PubAck request) with
+/// `decode` (reading and decoding its events) and `publish` inside.
+struct TxnSpans {
+    capture: tracing::Span,
+    decode: tracing::Span,
 }
 
 impl Capture {
@@ -347,10 +358,27 @@ impl Capture {
             };
             let Some(ev) = next else { return Ok(()) };
             let ev = ev?;
-            match assembler.push(ev, &self.history)? {
+            let was_in_transaction = assembler.in_transaction();
+            let out = assembler.push(ev, &self.history)?;
+            if !was_in_transaction && assembler.in_transaction() && ferry_kit::trace::exporting() {
+                let capture = tracing::info_span!("capture", task = %self.task, position = tracing::field::Empty, rows = tracing::field::Empty);
+                let decode = tracing::info_span!(parent: &capture, "decode");
+                self.spans = Some(TxnSpans { capture, decode });
+            }
+            match out {
                 None => {}
-                Some(Output::Transaction { txn, end }) => self.transaction(txn, end).await?,
-                Some(Output::Ddl { ddl, end }) => self.ddl(ddl, end).await?,
+                Some(Output::Transaction { txn, end }) => {
+                    // Decoding ended with the commit event.
+                    let span = self.spans.take().map(|TxnSpans { capture, decode }| {
+                        drop(decode);
+                        capture
+                    });
+                    self.transaction(txn, end, span).await?
+                }
+                Some(Output::Ddl { ddl, end }) => {
+                    self.spans = None;
+                    self.ddl(ddl, end).await?
+                }
                 Some(Output::Heartbeat { end }) if !assembler.in_transaction() => {
                     self.publisher.drain(&mut self.status, &self.rt.metrics, &self.label).await?;
                     if self.last_publish.elapsed() >= HEARTBEAT_EVERY {
@@ -372,7 +400,15 @@ impl Capture {
         Envelope::new(&self.task, event_id, Some(position), body)
     }
 
-    async fn transaction(&mut self, txn: Transaction, end: BinlogFilePos) -> Result<(), CaptureError> {
+    async fn transaction(
+        &mut self,
+        txn: Transaction,
+        end: BinlogFilePos,
+        span: Option<tracing::Span>,
+    ) -> Result<(), CaptureError> {
+        let span = span.unwrap_or_else(tracing::Span::none);
+        span.record("position", tracing::field::display(&end));
+        span.record("rows", txn.changes.len());
         if txn.changes.is_empty() {
             // Nothing of the task's tables: advance the position with a heartbeat now and then.
             if self.last_publish.elapsed() >= HEARTBEAT_EVERY {
@@ -394,7 +430,12 @@ impl Capture {
             let id = names::cdc_msg_id(&self.task, &end.to_string(), part.part);
             let env = self.envelope(id.clone(), &end, CdcEvent::Transaction(part));
             let acked = Acked { position: end.clone(), source_time: committed_at, rows, transactions: 1 };
-            self.publisher.publish(&env, &id, acked, &mut self.status, &self.rt.metrics, &self.label).await?;
+            let publish = tracing::info_span!(parent: &span, "publish", part = env_part(&env));
+            let headers = ferry_kit::trace::headers_for(&span);
+            self.publisher
+                .publish_with(&env, &id, acked, headers, &mut self.status, &self.rt.metrics, &self.label)
+                .instrument(publish)
+                .await?;
         }
         let delay = (Utc::now() - committed_at).num_milliseconds().max(0) as f64 / 1000.0;
         self.rt.metrics.source_delay.get_or_create(&self.label).set(delay);
@@ -544,9 +585,24 @@ impl Publisher {
         metrics: &ferry_kit::metrics::Metrics,
         label: &TaskLabel,
     ) -> Result<(), CaptureError> {
+        self.publish_with(env, msg_id, acked, async_nats::HeaderMap::new(), status, metrics, label).await
+    }
+
+    /// Publishes with `headers` (trace context).
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_with(
+        &mut self,
+        env: &Envelope<CdcEvent>,
+        msg_id: &str,
+        acked: Acked,
+        headers: async_nats::HeaderMap,
+        status: &mut StoreStatus,
+        metrics: &ferry_kit::metrics::Metrics,
+        label: &TaskLabel,
+    ) -> Result<(), CaptureError> {
         let payload = serde_json::to_vec(env)
             .map_err(|source| KitError::Json { what: "a CDC message".into(), source })?;
-        let mut msg = PublishMessage::build().payload(payload.into()).message_id(msg_id);
+        let mut msg = PublishMessage::build().payload(payload.into()).message_id(msg_id).headers(headers);
         if self.expected > 0 {
             msg = msg.expected_last_sequence(self.expected);
         }
@@ -601,5 +657,13 @@ impl Publisher {
             self.settle_one(status, metrics, label).await?;
         }
         Ok(())
+    }
+}
+
+/// The part number of a transaction message (for its publish span).
+fn env_part(env: &Envelope<CdcEvent>) -> u32 {
+    match &env.body {
+        CdcEvent::Transaction(t) => t.part,
+        _ => 0,
     }
 }

@@ -36,6 +36,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 pub struct FullApplier {
     pub task: String,
@@ -47,6 +48,8 @@ pub struct FullApplier {
 pub struct Item {
     event: FullEvent,
     seq: u64,
+    /// The chunk's trace (from the full-migrator), when traces are exported.
+    trace: Option<ferry_kit::trace::TraceContext>,
 }
 
 impl Handler for FullApplier {
@@ -62,7 +65,8 @@ impl Handler for FullApplier {
             FullEvent::Rows(b) if b.keyless => table_lane(&b.source),
             FullEvent::Rows(_) => Lane::Key(seq),
         };
-        Ok((lane, Item { event: env.body, seq }))
+        let trace = ferry_kit::trace::context_of(msg.headers.as_ref());
+        Ok((lane, Item { event: env.body, seq, trace }))
     }
 
     fn handle<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
@@ -70,7 +74,17 @@ impl Handler for FullApplier {
             let result = match &item.event {
                 FullEvent::CreateTable(ct) => self.create_table(ct).await,
                 FullEvent::CreateView(cv) => self.create_view(cv).await,
-                FullEvent::Rows(b) => self.apply_rows(b, item.seq).await,
+                FullEvent::Rows(b) => {
+                    let span = match &item.trace {
+                        Some(parent) => {
+                            let span = tracing::info_span!("apply_chunk", task = %self.task, table = %b.source, rows = b.rows.len());
+                            ferry_kit::trace::follow(&span, Some(parent));
+                            span
+                        }
+                        None => tracing::Span::none(),
+                    };
+                    self.apply_rows(b, item.seq).instrument(span).await
+                }
                 FullEvent::TableDone(d) => self.finish_table(d).await,
             };
             if let Err(f) = &result {

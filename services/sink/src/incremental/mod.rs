@@ -31,6 +31,7 @@ use crate::progress::Progress;
 use async_nats::jetstream::Message;
 use ferry_kit::consume::{Failure, Handler, Lane, Outcome};
 use ferry_kit::metrics::{self, Metrics};
+use ferry_kit::trace::TraceContext;
 use ferry_schemas::cdc::{ApplyEvent, CdcEvent, DdlEvent, Transaction};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::position::{BinlogFilePos, SourcePosition};
@@ -72,6 +73,8 @@ pub struct Item {
     seq: u64,
     lane: u32,
     env: Envelope<ApplyEvent>,
+    /// The source transaction's trace, when traces are exported.
+    trace: Option<TraceContext>,
 }
 
 impl Handler for IncrementalApplier {
@@ -83,7 +86,8 @@ impl Handler for IncrementalApplier {
             Some(p) => (Lane::Key(u64::from(p)), p),
             None => (Lane::Barrier, BARRIER_LANE),
         };
-        Ok((lane, Item { seq, lane: id, env }))
+        let trace = ferry_kit::trace::context_of(msg.headers.as_ref());
+        Ok((lane, Item { seq, lane: id, env, trace }))
     }
 
     fn handle<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
@@ -294,6 +298,23 @@ impl IncrementalApplier {
         };
         let what = table_of(first_txn);
         let started = Instant::now();
+        // One `apply` span per traced transaction, each in its own trace: they share this batch.
+        let spans: Vec<tracing::Span> = group
+            .iter()
+            .filter_map(|(item, txn)| {
+                let parent = item.trace.as_ref()?;
+                let span = tracing::info_span!(
+                    "apply",
+                    task = %self.task,
+                    apply_seq = item.seq,
+                    lane = item.lane,
+                    rows = txn.changes.len(),
+                    batch = group.len()
+                );
+                ferry_kit::trace::follow(&span, Some(parent));
+                Some(span)
+            })
+            .collect();
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut rows = Vec::with_capacity(group.len());
@@ -317,7 +338,11 @@ impl IncrementalApplier {
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
         let executed = Instant::now();
+        let commits: Vec<tracing::Span> =
+            spans.iter().map(|s| tracing::info_span!(parent: s, "commit")).collect();
         tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
+        drop(commits);
+        drop(spans);
         self.remember(first.lane, cp);
         let label = metrics::task(&self.task);
         self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
