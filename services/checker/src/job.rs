@@ -44,12 +44,14 @@ pub async fn run(rt: Runtime, assignment: Assignment, cancel: CancellationToken)
             Err(e) if e.class() == ErrorClass::Transient => {
                 let d = backoff.next_delay();
                 tracing::warn!(task = assignment.task, "verification interrupted ({e}); retrying in {d:?}");
+                rt.metrics.count_error(&assignment.task, &e.report(None).code, false);
                 let _ = update(&rt, &assignment.task, |s| s.retrying = Some(e.report(None))).await;
                 tokio::select! { _ = tokio::time::sleep(d) => {}, _ = cancel.cancelled() => return }
             }
             Err(e) => {
                 tracing::error!(task = assignment.task, "verification stopped: {e}");
                 let report = e.report(None);
+                rt.metrics.count_error(&assignment.task, &report.code, true);
                 if let Err(w) = update(&rt, &assignment.task, |s| s.error = Some(report.clone())).await {
                     tracing::error!(
                         task = assignment.task,

@@ -84,11 +84,13 @@ pub async fn run(rt: Runtime, assignment: Assignment, cancel: CancellationToken)
             Err(e) if e.class() == ErrorClass::Transient => {
                 let d = backoff.next_delay();
                 tracing::warn!(task, "dispatch interrupted ({e}); retrying in {d:?}");
+                rt.metrics.count_error(&task, &e.report().code, false);
                 record_problem(&rt, &task, None, Some(e.report())).await;
                 tokio::select! { _ = tokio::time::sleep(d) => {}, _ = cancel.cancelled() => return }
             }
             Err(e) => {
                 tracing::error!(task, "dispatch stopped: {e}");
+                rt.metrics.count_error(&task, &e.report().code, true);
                 record_problem(&rt, &task, Some(e.report()), None).await;
                 return;
             }

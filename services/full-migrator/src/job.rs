@@ -32,10 +32,12 @@ pub async fn run(rt: Runtime, assignment: Assignment, cancel: CancellationToken)
             Err(e) if e.class() == ErrorClass::Transient => {
                 let d = backoff.next_delay();
                 tracing::warn!(task = assignment.task, "full copy interrupted ({e}); retrying in {d:?}");
+                rt.metrics.count_error(&assignment.task, &e.report(None).code, false);
                 tokio::select! { _ = tokio::time::sleep(d) => {}, _ = cancel.cancelled() => return }
             }
             Err(e) => {
                 tracing::error!(task = assignment.task, "full copy stopped: {e}");
+                rt.metrics.count_error(&assignment.task, &e.report(None).code, true);
                 if let Err(w) = record_error(&rt, &assignment.task, &e).await {
                     tracing::error!(
                         task = assignment.task,

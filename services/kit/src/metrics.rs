@@ -19,6 +19,14 @@ pub struct TaskLabel {
     pub task: String,
 }
 
+/// Labels of `errors_total`: the task, the report's code and whether the job retries or stopped.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub task: String,
+    pub code: String,
+    pub outcome: String,
+}
+
 pub fn task(task: &str) -> TaskLabel {
     TaskLabel { task: task.to_owned() }
 }
@@ -68,6 +76,8 @@ pub struct Metrics {
     pub checker_rps: FGauge,
     /// Rows the newest verification found different (missing + extra + changed).
     pub checker_diff_rows: Family<TaskLabel, Gauge>,
+    /// Errors a job met (`outcome` = `retry` for transient ones, `stopped` for the others).
+    pub errors_total: Family<ErrorLabel, Counter>,
     rate_state: Mutex<HashMap<TaskLabel, Rates>>,
 }
 
@@ -92,6 +102,7 @@ impl Metrics {
             checker_rows_total: Family::default(),
             checker_rps: Family::default(),
             checker_diff_rows: Family::default(),
+            errors_total: Family::default(),
             rate_state: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -144,7 +155,24 @@ impl Metrics {
             "Rows the newest verification found different",
             m.checker_diff_rows.clone(),
         );
+        registry.register(
+            "errors",
+            "Errors met by this service's jobs, by task, code and outcome (retry or stopped)",
+            m.errors_total.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Counts an error of a task's job: `stopped` when the job gave up (definite error).
+    pub fn count_error(&self, task: &str, code: &str, stopped: bool) {
+        let outcome = if stopped { "stopped" } else { "retry" };
+        self.errors_total
+            .get_or_create(&ErrorLabel {
+                task: task.to_owned(),
+                code: code.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Prometheus text exposition.
@@ -204,5 +232,24 @@ impl Metrics {
                 at: Instant::now(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_task_code_and_outcome() {
+        let m = Metrics::new();
+        m.count_error("t1", "target_down", false);
+        m.count_error("t1", "target_down", false);
+        m.count_error("t1", "unsupported_ddl", true);
+        let text = m.encode();
+        assert!(text.contains(r#"errors_total{task="t1",code="target_down",outcome="retry"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"errors_total{task="t1",code="unsupported_ddl",outcome="stopped"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -72,11 +72,13 @@ pub async fn run(rt: Runtime, assignment: Assignment, cancel: CancellationToken)
             Err(e) if e.class() == ErrorClass::Transient => {
                 let d = backoff.next_delay();
                 tracing::warn!(task, "sink interrupted ({e}); retrying in {d:?}");
+                rt.metrics.count_error(&task, &e.report().code, false);
                 record(&rt, &task, progress_slot.get(), None, Some(e.report())).await;
                 tokio::select! { _ = tokio::time::sleep(d) => {}, _ = cancel.cancelled() => return }
             }
             Err(e) => {
                 tracing::error!(task, "sink stopped: {e}");
+                rt.metrics.count_error(&task, &e.report().code, true);
                 record(&rt, &task, progress_slot.get(), Some(e.report()), None).await;
                 return;
             }
