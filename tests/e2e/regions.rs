@@ -2,7 +2,8 @@
 //! the dispatcher and sink apply in `east`, a leaf node of west with its own JetStream domain.
 //! East reads the CDC and FULL streams through mirrors. The WAN link between the servers is cut
 //! for 30 s while the source keeps writing; capture goes on in west, and once the link is back
-//! the delay returns under 1 s and the target ends equal to the source, with no duplicates.
+//! the delay returns under 1 s. Then the sink holding the job dies and a standby sink of the
+//! same region takes it over; the target ends equal to the source, with no duplicates.
 
 use crate::harness::{eventually, Stack, EAST, WEST};
 use crate::incremental::{
@@ -30,12 +31,14 @@ async fn last_seq(js: &jetstream::Context, stream: &str) -> Result<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_in_another_region_rides_out_a_cut_link() -> Result<()> {
+async fn apply_in_another_region_rides_out_a_cut_link_and_fails_over() -> Result<()> {
     let (db, task, scenario, _cleanup) = incremental_scenario("e2e_region").await?;
-    let stack = Stack::start_two_regions("regions").await?;
-    let regions = stack.regions.as_ref().context("two regions")?;
+    let mut stack = Stack::start_two_regions("regions").await?;
+    // A second sink in east stands by for the failover below.
+    let mut standby = stack.spawn_extra("sink", "sink-east-b")?;
     let west = jetstream::new(async_nats::connect(&stack.nats.url).await?);
-    let east = jetstream::new(async_nats::connect(&regions.east.url).await?);
+    let east_url = stack.regions.as_ref().context("two regions")?.east.url.clone();
+    let east = jetstream::new(async_nats::connect(&east_url).await?);
 
     let workload = Workload::start(&db, 17, Duration::from_millis(2)).await?;
     stack.create_and_start(&in_regions(&scenario.render("task.yaml")?)).await?;
@@ -67,11 +70,11 @@ async fn apply_in_another_region_rides_out_a_cut_link() -> Result<()> {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let captured_before = last_seq(&west, &cdc).await?;
-    regions.link.cut();
+    stack.regions.as_ref().context("two regions")?.link.cut();
     tokio::time::sleep(Duration::from_secs(30)).await;
     // Capture went on in west while east was unreachable.
     let captured_during = last_seq(&west, &cdc).await?;
-    regions.link.restore();
+    stack.regions.as_ref().context("two regions")?.link.restore();
     let restored = Instant::now();
     ensure!(
         captured_during > captured_before + 100,
@@ -101,9 +104,40 @@ async fn apply_in_another_region_rides_out_a_cut_link() -> Result<()> {
         v.delay_seconds.unwrap_or_default(),
         restored.elapsed().as_secs_f64()
     );
+
+    // Failover inside the target region: the sink running the job is killed, the standby
+    // takes its lease when it expires and resumes from the target's checkpoints.
+    let holder = stack.lease_holder(&task, "sink").await?.context("no sink holds the lease")?;
+    let survivor = if holder == stack.sink.name() {
+        stack.sink.kill().await?;
+        standby.name().to_owned()
+    } else {
+        ensure!(holder == standby.name(), "unknown lease holder {holder}");
+        standby.kill().await?;
+        stack.sink.name().to_owned()
+    };
+    let killed = Instant::now();
+    eventually("the standby sink to take the job over", Duration::from_secs(120), || async {
+        Ok(stack.lease_holder(&task, "sink").await?.filter(|h| *h == survivor).map(|_| ()))
+    })
+    .await?;
+    let takeover = killed.elapsed().as_secs_f64();
+    eventually("the standby's heartbeat to list the task", Duration::from_secs(20), || async {
+        let (_, members) = stack.get_json("/members").await?;
+        let members: Vec<Member> = serde_json::from_value(members)?;
+        Ok(members.iter().any(|m| m.instance == survivor && m.jobs.contains(&task)).then_some(()))
+    })
+    .await?;
+    println!("regions: {survivor} took the job over {takeover:.1} s after the active sink was killed");
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let txns = workload.stop().await?;
     ensure!(txns > 100, "the workload ran only {txns} transactions");
     let end = source_position().await?;
+    let stopped = Instant::now();
     wait_applied(&stack, &task, &end, Duration::from_secs(90)).await?;
+    println!(
+        "regions: everything applied {:.1} s after the workload stopped",
+        stopped.elapsed().as_secs_f64()
+    );
     assert_equal(&db).await
 }
