@@ -317,11 +317,14 @@ async fn check_target(
     out: &mut Vec<CheckResult>,
 ) {
     let meta = quote_ident(TARGET_META_DB);
+    // One probe table per task: prechecks of different tasks run at the same time (a shared
+    // name let one drop the table the other was about to drop).
+    let table = format!("{meta}.{}", quote_ident(&format!("precheck_probe_{}", spec.name)));
     let probe = async {
         conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {meta}")).await?;
-        conn.query_drop(format!("CREATE TABLE IF NOT EXISTS {meta}.precheck_probe (id INT PRIMARY KEY)"))
-            .await?;
-        conn.query_drop(format!("DROP TABLE {meta}.precheck_probe")).await
+        conn.query_drop(format!("DROP TABLE IF EXISTS {table}")).await?;
+        conn.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await?;
+        conn.query_drop(format!("DROP TABLE {table}")).await
     };
     if let Err(e) = probe.await {
         out.push(fail(
