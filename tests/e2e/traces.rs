@@ -101,16 +101,12 @@ fn linked_chain(spans: &[Received], chain: &[(&str, &str)]) -> Option<Vec<u8>> {
     spans.iter().filter(|s| s.service == *first_service && s.name == *first_name).find_map(|root| {
         let mut parent = root;
         for (service, name) in &chain[1..] {
-            let child = find(spans, &root.trace_id, service, name)
-                .filter(|c| c.parent == parent.span_id)
-                .or_else(|| {
-                    spans.iter().find(|c| {
-                        c.trace_id == root.trace_id
-                            && c.service == *service
-                            && c.name == *name
-                            && c.parent == parent.span_id
-                    })
-                })?;
+            let child = spans.iter().find(|c| {
+                c.trace_id == root.trace_id
+                    && c.service == *service
+                    && c.name == *name
+                    && c.parent == parent.span_id
+            })?;
             parent = child;
         }
         Some(root.trace_id.clone())
