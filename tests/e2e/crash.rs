@@ -2,7 +2,7 @@
 //! the target still ends equal to the source, without a duplicate row (the keyless table would show one in its
 //! count and multiset hash).
 
-use crate::harness::{admin, eventually, unique, DropOnExit, Stack};
+use crate::harness::{admin, eventually, scratch_dir, unique, DropOnExit, NatsServer, Stack};
 use crate::scenario::Scenario;
 use crate::verify::{same_rows, Side};
 use anyhow::{ensure, Result};
@@ -125,5 +125,32 @@ async fn a_second_instance_takes_over_when_the_active_sink_dies() -> Result<()> 
         log_a.contains("starting job") && log_b.contains("starting job"),
         "the standby sink never took the job over"
     );
+    Ok(())
+}
+
+/// A bucket created by a version with a longer lease keeps working and takes this version's
+/// lease lifetime (else a standby would wait the old TTL before taking a dead instance's job).
+#[tokio::test(flavor = "multi_thread")]
+async fn existing_lease_bucket_takes_the_current_lease_lifetime() -> Result<()> {
+    use async_nats::jetstream::{self, kv};
+    use ferry_kit::jobs::LEASE_TTL;
+    use ferry_schemas::names::LOCKS_BUCKET;
+
+    let nats = NatsServer::start(&scratch_dir("lease_ttl_upgrade")?).await?;
+    let js = jetstream::new(async_nats::connect(&nats.url).await?);
+    let old_ttl = LEASE_TTL + Duration::from_secs(5);
+    let old = js
+        .create_key_value(kv::Config { bucket: LOCKS_BUCKET.into(), max_age: old_ttl, ..Default::default() })
+        .await?;
+    old.put("lease.t.sink", "sink-a".into()).await?;
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let kit = ferry_kit::nats::Nats::connect(&nats.url, "test", "local", "local", &shutdown).await?;
+    let buckets = kit.buckets().await?;
+    let config = js.get_stream(format!("KV_{LOCKS_BUCKET}")).await?.info().await?.config.clone();
+    ensure!(config.max_age == LEASE_TTL, "lease lifetime still {:?}", config.max_age);
+    ensure!(config.duplicate_window <= LEASE_TTL, "duplicate window {:?}", config.duplicate_window);
+    let kept = buckets.locks.get("lease.t.sink").await?;
+    ensure!(kept.as_deref() == Some(&b"sink-a"[..]), "a held lease was lost: {kept:?}");
     Ok(())
 }

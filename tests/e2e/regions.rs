@@ -1,7 +1,8 @@
 //! Regions: the store captures in `west` (the default region, which also runs the scheduler),
 //! the dispatcher and sink apply in `east`, a leaf node of west with its own JetStream domain.
 //! East reads the CDC and FULL streams through mirrors. The WAN link between the servers is cut
-//! for 30 s while the source keeps writing; capture goes on in west, and once the link is back
+//! for 30 s while the source keeps writing; apply goes on in east through what had crossed
+//! (a backlog built by freezing the sink just before), capture goes on in west, and once the link is back
 //! the delay returns under 1 s. Then the sink holding the job dies and a standby sink of the
 //! same region takes it over; the target ends equal to the source, with no duplicates.
 
@@ -23,6 +24,16 @@ fn in_regions(spec: &str) -> String {
         &format!("  region: {EAST}\nobjects:\n"),
         1,
     )
+}
+
+/// The APPLY stream sequence through which the sink has acknowledged everything, read in east.
+async fn acked_through(east: &jetstream::Context, task: &str) -> Result<u64> {
+    let stream = east.get_stream(names::apply_stream(task)).await?;
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_consumer(&names::sink_apply_consumer(task))
+        .await
+        .map_err(|e| anyhow::anyhow!("sink consumer: {e}"))?;
+    Ok(consumer.info().await?.ack_floor.stream_sequence)
 }
 
 async fn last_seq(js: &jetstream::Context, stream: &str) -> Result<u64> {
@@ -68,12 +79,30 @@ async fn apply_in_another_region_rides_out_a_cut_link_and_fails_over() -> Result
     let (ok, text) = stack.cli(&["members"]).await?;
     ensure!(ok && text.contains("east") && text.contains(&task), "ferry members: {text}");
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A backlog that crossed before the cut: the sink holding the job is frozen for a few
+    // seconds while the dispatcher keeps routing what the mirror brought over.
+    let holder = stack.lease_holder(&task, "sink").await?.context("no sink holds the lease")?;
+    let active = if holder == stack.sink.name() { &stack.sink } else { &standby };
+    ensure!(active.name() == holder, "unknown lease holder {holder}");
+    active.signal("STOP").await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let captured_before = last_seq(&west, &cdc).await?;
+    let applied_before = acked_through(&east, &task).await?;
     stack.regions.as_ref().context("two regions")?.link.cut();
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    let cut_at = Instant::now();
+    active.signal("CONT").await?;
+    // Apply goes on in east on what had crossed: the default region (status, heartbeats) is
+    // out of reach, the APPLY stream and the leases are local.
+    let applied_during =
+        eventually("the sink to apply the backlog during the cut", Duration::from_secs(25), || async {
+            let acked = acked_through(&east, &task).await?;
+            Ok((acked > applied_before).then_some(acked))
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(cut_at.elapsed())).await;
     // Capture went on in west while east was unreachable.
     let captured_during = last_seq(&west, &cdc).await?;
+    println!("regions: APPLY acked {applied_before} -> {applied_during} in east while the link was cut");
     stack.regions.as_ref().context("two regions")?.link.restore();
     let restored = Instant::now();
     ensure!(

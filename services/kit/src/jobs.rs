@@ -17,6 +17,10 @@
 //! ([`LEASE_TTL`]) frees the lease of an instance that died, so another instance of the role
 //! takes the job over; an instance restarted under the same name takes its own lease back at
 //! once. An instance that cannot renew (the lease expired or was taken) cancels its job.
+//!
+//! Standbys try the lease every [`LEASE_POLL`], so a job whose instance died runs again at most
+//! `LEASE_TTL + LEASE_POLL` after the holder's last renewal: inside the heartbeat TTL
+//! ([`crate::members::MEMBER_TTL`]), before the dead instance even drops out of `ferry-members`.
 
 use crate::backoff::Backoff;
 use async_nats::jetstream::kv;
@@ -36,8 +40,16 @@ struct RunningJob {
 }
 
 /// Lifetime of a lease that is not renewed (the `ferry-locks` bucket's max age).
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
-pub const LEASE_RENEW: Duration = Duration::from_secs(4);
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often the holder renews its lease: three tries before it expires.
+pub const LEASE_RENEW: Duration = Duration::from_secs(3);
+/// How often a standby tries to take a lease held by another instance.
+pub const LEASE_POLL: Duration = Duration::from_secs(1);
+
+const _: () = assert!(
+    LEASE_TTL.as_secs() + LEASE_POLL.as_secs() < crate::members::MEMBER_TTL.as_secs(),
+    "a standby must take a dead instance's job over within the heartbeat TTL"
+);
 
 /// Who runs jobs here: the buckets and this instance's name.
 #[derive(Clone)]
@@ -157,7 +169,7 @@ async fn run_leased<Fut: Future<Output = ()> + Send + 'static>(
                     );
                     waited = true;
                 }
-                tokio::select! { _ = tokio::time::sleep(LEASE_RENEW) => {}, _ = cancel.cancelled() => return }
+                tokio::select! { _ = tokio::time::sleep(LEASE_POLL) => {}, _ = cancel.cancelled() => return }
             }
         }
     };

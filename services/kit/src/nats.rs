@@ -274,6 +274,7 @@ impl Nats {
 /// Gets or creates a bucket in the JetStream `js` (possibly another region's).
 async fn bucket(js: &Context, name: &str, history: i64, max_age: Duration) -> Result<kv::Store, KitError> {
     if let Ok(store) = js.get_key_value(name).await {
+        keep_max_age(js, name, max_age).await?;
         return Ok(store);
     }
     let config = kv::Config {
@@ -290,6 +291,27 @@ async fn bucket(js: &Context, name: &str, history: i64, max_age: Duration) -> Re
             js.get_key_value(name).await.map_err(|e| KitError::nats(format!("opening bucket {name}"), e))
         }
     }
+}
+
+/// Brings an existing bucket's entry lifetime to this version's (a lease or heartbeat TTL
+/// changed by an upgrade); other settings are left as they are.
+async fn keep_max_age(js: &Context, name: &str, max_age: Duration) -> Result<(), KitError> {
+    let stream_name = format!("KV_{name}");
+    let mut stream =
+        js.get_stream(&stream_name).await.map_err(|e| KitError::nats(format!("opening bucket {name}"), e))?;
+    let mut config =
+        stream.info().await.map_err(|e| KitError::nats(format!("reading bucket {name}"), e))?.config.clone();
+    if config.max_age == max_age {
+        return Ok(());
+    }
+    tracing::info!(bucket = name, from = ?config.max_age, to = ?max_age, "changing the bucket's entry lifetime");
+    config.max_age = max_age;
+    // The server refuses a duplicate window longer than the entries live.
+    if !max_age.is_zero() && config.duplicate_window > max_age {
+        config.duplicate_window = max_age;
+    }
+    js.update_stream(&config).await.map_err(|e| KitError::nats(format!("updating bucket {name}"), e))?;
+    Ok(())
 }
 
 /// A task's record from the tasks bucket; [`KitError::TaskMissing`] when there is none.
