@@ -1,7 +1,7 @@
 //! Bad input: each is a clear error naming the object and the fix, the task paused (or never
 //! stored), and nothing half-written that the next run trips over.
 
-use crate::harness::{admin, free_port, unique, DropOnExit, Stack};
+use crate::harness::{admin, binary, free_port, unique, DropOnExit, Stack};
 use crate::scenario::Scenario;
 use crate::verify::{same_rows, Side};
 use anyhow::{ensure, Result};
@@ -285,4 +285,34 @@ async fn replication_privileges_and_a_purged_start_are_checked_at_precheck() -> 
     .await;
     src.query_drop(format!("DROP USER '{user}'@'%'")).await?;
     result
+}
+
+/// Region settings a service cannot work with stop it at start, naming the setting and the fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn misplaced_regions_stop_a_service_at_start() -> Result<()> {
+    // Nothing listens here: the checks come before any connection.
+    let nats = format!("nats://127.0.0.1:{}", free_port()?);
+    let run = |service: &str, region: &str, default_region: &str| {
+        let bin = binary(&format!("ferry-{service}"));
+        let (nats, region, default_region) = (nats.clone(), region.to_owned(), default_region.to_owned());
+        async move {
+            let out = tokio::process::Command::new(bin?)
+                .env("FERRY_NATS_URL", nats)
+                .env("FERRY_REGION", region)
+                .env("FERRY_DEFAULT_REGION", default_region)
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(30), out).await??;
+            anyhow::Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+        }
+    };
+    let (ok, err) = run("scheduler", "east", "west").await?;
+    ensure!(!ok, "a scheduler outside the default region started");
+    ensure!(err.contains("default region") && err.contains("FERRY_REGION=west"), "stderr: {err}");
+    let (ok, err) = run("sink", "east.1", "west").await?;
+    ensure!(!ok, "a sink with an invalid region started");
+    ensure!(
+        err.contains("`east.1` is not a valid region name") && err.contains("FERRY_REGION"),
+        "stderr: {err}"
+    );
+    Ok(())
 }

@@ -20,6 +20,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = ferry_kit::telemetry::init(ferry_scheduler::COMPONENT);
+    if args.common.region != args.common.default_region() {
+        anyhow::bail!(
+            "the scheduler runs in the default region (its buckets and events stream are there): FERRY_REGION is `{}` but FERRY_DEFAULT_REGION is `{}`; start it against the default region's NATS server with FERRY_REGION={}",
+            args.common.region,
+            args.common.default_region(),
+            args.common.default_region()
+        );
+    }
     let shutdown = ferry_kit::shutdown::on_signals();
     let rt = Runtime::connect(ferry_scheduler::COMPONENT, &args.common, &shutdown).await?;
     let config = ferry_scheduler::Config { api_token: args.api_token };
