@@ -301,3 +301,50 @@ async fn capture_starts_after_a_gtid_or_at_a_time() -> Result<()> {
     }
     Ok(())
 }
+
+/// Outside safe mode a target that lost a row, or gained one, is not papered over: the task
+/// pauses with a report naming the table and the source position, and nothing of the
+/// transaction is applied. Both the row-by-row and the grouped (net-effect) writes must say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_diverged_target_pauses_the_task_with_the_table_and_position() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_div").await?;
+    let stack = Stack::start("diverged").await?;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
+    let mut tgt = admin("target").await?;
+    tgt.query_drop(format!("USE `{db}_t`")).await?;
+    // Out of safe mode: a change after the copy has been applied normally.
+    src.query_drop("UPDATE accounts SET note = 'synced' WHERE id = 1").await?;
+    let end = source_position().await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(60)).await?;
+    ensure!(v.incremental.as_ref().is_some_and(|i| !i.safe_mode), "still in safe mode: {v:?}");
+
+    // The target loses row 2; the source then updates it in a transaction with other rows.
+    tgt.query_drop("DELETE FROM accounts WHERE id = 2").await?;
+    src.query_drop(
+        "BEGIN; UPDATE accounts SET note = 'a' WHERE id = 3; UPDATE accounts SET note = 'lost' WHERE id = 2; \
+         INSERT INTO accounts (id, email, balance, updated) VALUES (900001, 'new@x', 1, NOW(6)); COMMIT",
+    )
+    .await?;
+    let v = eventually("the task to pause", Duration::from_secs(60), || async {
+        let v = stack.status(&task).await?;
+        Ok((v.state == TaskState::Paused).then_some(v))
+    })
+    .await?;
+    let err = v.error.clone().context("paused without an error")?;
+    ensure!(err.code == "target_diverged", "error: {err:?}");
+    ensure!(
+        err.object.as_deref().is_some_and(|o| o.contains("accounts"))
+            && err.message.contains("not in the target")
+            && err.message.contains("source position"),
+        "report: {err:?}"
+    );
+    // Nothing of the failed transaction reached the target.
+    let note3: Option<Option<String>> = tgt.query_first("SELECT note FROM accounts WHERE id = 3").await?;
+    ensure!(note3.flatten().as_deref() != Some("a"), "row 3 was changed by a failed transaction");
+    let new_row: Option<i64> = tgt.query_first("SELECT id FROM accounts WHERE id = 900001").await?;
+    ensure!(new_row.is_none(), "row 900001 was inserted by a failed transaction");
+    Ok(())
+}

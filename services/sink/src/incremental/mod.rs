@@ -22,6 +22,7 @@
 //! the network went down at that moment) may have taken effect. Before the lane's next attempt
 //! its checkpoint is read back from the target, so a committed batch is never applied twice.
 
+pub mod net;
 pub mod rows;
 pub mod script;
 
@@ -299,9 +300,40 @@ impl IncrementalApplier {
 
     /// Applies consecutive transactions of one lane in one target transaction, with the
     /// lane's checkpoint moved to the last of them. Returns the rows of each.
+    ///
+    /// Outside safe mode the group is written as its net effect (see `net`); if that finds the
+    /// target diverged, the transaction is rolled back and the group written row by row, which
+    /// fails at the exact transaction and statement for the report.
     async fn transactions(&self, group: &[(&Item, &Transaction)]) -> Result<Vec<u64>, Failure> {
+        let normal = group.iter().all(|(item, _)| !self.safe(&position_of(item)));
+        if normal {
+            if let Some(rows) = self.write_group(group, true).await? {
+                return Ok(rows);
+            }
+            tracing::info!(
+                task = self.task,
+                "the group's net effect does not fit the target; writing it row by row"
+            );
+        }
+        self.write_group(group, false).await?.ok_or_else(|| {
+            definite(
+                "internal",
+                "transaction",
+                "a row-by-row write asked to be retried".into(),
+                "report this",
+            )
+        })
+    }
+
+    /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
+    /// the target diverged and nothing was committed.
+    async fn write_group(
+        &self,
+        group: &[(&Item, &Transaction)],
+        net: bool,
+    ) -> Result<Option<Vec<u64>>, Failure> {
         let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         };
         let what = table_of(first_txn);
         let started = Instant::now();
@@ -324,22 +356,40 @@ impl IncrementalApplier {
             .collect();
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
-        let mut rows = Vec::with_capacity(group.len());
         let mut script = script::Script::default();
-        for (n, (item, txn)) in group.iter().enumerate() {
-            trace(item, "applying");
-            let position = position_of(item);
-            let what = table_of(txn);
-            script.transaction(n);
-            rows.push(
-                rows::plan(&mut script, txn, self.safe(&position))
-                    .map_err(|e| self.failure(e, &position, &what))?,
-            );
-        }
-        script.run(&mut tx).await.map_err(|f| {
+        let txns: Vec<&Transaction> = group.iter().map(|(_, txn)| *txn).collect();
+        let planned = if net {
+            script.transaction(group.len() - 1);
+            net::plan_group(&mut script, &txns).map_err(|e| self.failure(e, &position_of(last), &what))?
+        } else {
+            None
+        };
+        let compacted = planned.is_some();
+        let rows = match planned {
+            Some(rows) => rows,
+            None => {
+                script = script::Script::default();
+                let mut rows = Vec::with_capacity(group.len());
+                for (n, (item, txn)) in group.iter().enumerate() {
+                    trace(item, "applying");
+                    let position = position_of(item);
+                    script.transaction(n);
+                    rows.push(
+                        rows::plan(&mut script, txn, self.safe(&position))
+                            .map_err(|e| self.failure(e, &position, &table_of(txn)))?,
+                    );
+                }
+                rows
+            }
+        };
+        if let Err(f) = script.run(&mut tx).await {
+            if compacted && matches!(f.error, RowError::Diverged(_)) {
+                // Dropping `tx` rolls the group back.
+                return Ok(None);
+            }
             let (item, txn) = group[f.txn.min(group.len() - 1)];
-            self.failure(f.error, &position_of(item), &table_of(txn))
-        })?;
+            return Err(self.failure(f.error, &position_of(item), &table_of(txn)));
+        }
         let cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
         checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
             .await
@@ -356,7 +406,7 @@ impl IncrementalApplier {
         self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
         self.metrics.sink_total_record.get_or_create(&label).inc_by(rows.iter().sum::<u64>() as i64);
         self.metrics.sink_transactions.get_or_create(&label).inc_by(group.len() as u64);
-        Ok(rows)
+        Ok(Some(rows))
     }
 
     fn safe(&self, position: &SourcePosition) -> bool {

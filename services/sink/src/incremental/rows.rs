@@ -26,17 +26,17 @@ pub enum RowError {
     Bad(Failure),
 }
 
-struct Shape<'a> {
-    tv: &'a TableVersion,
+pub(super) struct Shape<'a> {
+    pub tv: &'a TableVersion,
     /// Columns written (generated ones excluded), by index into the row image.
-    write: Vec<usize>,
+    pub write: Vec<usize>,
     /// Columns a row is found by: the key, or every written column for a keyless table.
-    find: Vec<usize>,
-    keyless: bool,
+    pub find: Vec<usize>,
+    pub keyless: bool,
 }
 
 impl<'a> Shape<'a> {
-    fn new(tv: &'a TableVersion) -> Self {
+    pub fn new(tv: &'a TableVersion) -> Self {
         let write: Vec<usize> =
             (0..tv.columns.len()).filter(|i| !tv.generated.contains(&tv.columns[*i].name)).collect();
         let find: Vec<usize> =
@@ -75,6 +75,15 @@ fn values(tv: &TableVersion, image: &[Json]) -> Result<Vec<SqlValue>, RowError> 
             })
         })
         .collect()
+}
+
+/// The values of a change's before or after image.
+pub(super) fn column_values(
+    tv: &TableVersion,
+    change: &RowChange,
+    after: bool,
+) -> Result<Vec<SqlValue>, RowError> {
+    values(tv, image(change, after)?)
 }
 
 fn image(change: &RowChange, after: bool) -> Result<&[Json], RowError> {
@@ -179,7 +188,13 @@ fn key_moves(shape: &Shape<'_>, c: &RowChange) -> bool {
 }
 
 /// `verb INTO table (cols) VALUES (..), ...`; in normal mode a duplicate key is divergence.
-fn write_rows(script: &mut Script, shape: &Shape<'_>, verb: &str, rows: &[Vec<SqlValue>], strict: bool) {
+pub(super) fn write_rows(
+    script: &mut Script,
+    shape: &Shape<'_>,
+    verb: &str,
+    rows: &[Vec<SqlValue>],
+    strict: bool,
+) {
     let table = &shape.tv.table;
     let head = format!("{verb} INTO {} {} VALUES ", table.quoted(), shape.column_list());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {

@@ -23,6 +23,8 @@ pub enum Check {
     MustMatch(String),
     /// A duplicate key means the target diverged (the message says how).
     NoDuplicate(String),
+    /// Exactly this many rows affected; otherwise the target diverged (the message says how).
+    Exactly(u64, String),
 }
 
 struct Statement {
@@ -62,6 +64,18 @@ impl Script {
         }
         self.sql.push_str(sql);
         self.statements.push(Statement { end: self.sql.len(), check, what, txn: self.txn });
+    }
+
+    /// The statements, `;`-separated, as they will be sent.
+    #[cfg(test)]
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The check of each statement, in order.
+    #[cfg(test)]
+    pub fn checks(&self) -> Vec<&Check> {
+        self.statements.iter().map(|s| &s.check).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,10 +121,15 @@ impl Script {
             };
             let Either::Left(done) = item else { continue };
             let Some(statement) = self.statements.get(next) else { break };
-            if let Check::MustMatch(how) = &statement.check {
-                if done.rows_affected() == 0 {
-                    return Err(ScriptError { txn: statement.txn, error: RowError::Diverged(how.clone()) });
+            let diverged = match &statement.check {
+                Check::MustMatch(how) if done.rows_affected() == 0 => Some(how.clone()),
+                Check::Exactly(n, how) if done.rows_affected() != *n => {
+                    Some(format!("{how} ({} of {n} found)", done.rows_affected()))
                 }
+                _ => None,
+            };
+            if let Some(how) = diverged {
+                return Err(ScriptError { txn: statement.txn, error: RowError::Diverged(how) });
             }
             next += 1;
         }
