@@ -226,8 +226,10 @@ fn own_turn(ev: &ApplyEvent, local: u64, applied: &impl Fn(u32) -> u64) -> bool 
     }
 }
 
-/// Consecutive transactions of one partition applied in one target transaction at most.
-const MAX_BATCH: usize = 64;
+/// Consecutive transactions of one partition applied in one target transaction at most (groups
+/// are written as their net effect, so larger groups cost the target less per row: bench/cdc
+/// catch-up 21,053 rows/s at 64, 24,938 at 256).
+const MAX_BATCH: usize = 256;
 
 /// The source position reached once `item` is applied: a part of a split transaction that is
 /// not its last has not reached the transaction's end (its envelope position) yet, only its
