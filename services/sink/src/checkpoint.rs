@@ -31,6 +31,9 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
            apply_seq BIGINT UNSIGNED NOT NULL, cdc_seq BIGINT UNSIGNED NOT NULL,
            position TEXT NOT NULL, source_time_ms BIGINT NOT NULL,
            ddl_started BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           rows_applied BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           txns_applied BIGINT UNSIGNED NOT NULL DEFAULT 0,
+           ddl_applied BIGINT UNSIGNED NOT NULL DEFAULT 0,
            applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
            PRIMARY KEY (task, lane)
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;",
@@ -43,13 +46,34 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
 /// Brings checkpoint tables created by an older sink up to date (portable: MySQL 8 has no
 /// `ADD COLUMN IF NOT EXISTS`).
 async fn upgrade(pool: &MySqlPool) -> Result<(), sqlx::Error> {
-    let has_pending: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = 'full_objects' AND COLUMN_NAME = 'pending_ddl'",
+    add_column(pool, "full_objects", "pending_ddl", "LONGTEXT NULL AFTER state").await?;
+    for counter in ["rows_applied", "txns_applied", "ddl_applied"] {
+        add_column(
+            pool,
+            "apply_checkpoints",
+            counter,
+            "BIGINT UNSIGNED NOT NULL DEFAULT 0 AFTER ddl_started",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn add_column(
+    pool: &MySqlPool,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> Result<(), sqlx::Error> {
+    let present: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'ferry_meta' AND TABLE_NAME = ? AND COLUMN_NAME = ?",
     )
+    .bind(table)
+    .bind(column)
     .fetch_one(pool)
     .await?;
-    if has_pending == 0 {
-        sqlx::query("ALTER TABLE ferry_meta.full_objects ADD COLUMN pending_ddl LONGTEXT NULL AFTER state")
+    if present == 0 {
+        sqlx::query(&format!("ALTER TABLE ferry_meta.{table} ADD COLUMN {column} {definition}"))
             .persistent(false)
             .execute(pool)
             .await?;
@@ -261,12 +285,18 @@ pub struct LaneCheckpoint {
     pub source_time_ms: i64,
     /// APPLY sequence of a DDL that was started (DDL commits on its own).
     pub ddl_started: u64,
+    /// Row changes, source transactions and DDL applied through this lane since the task
+    /// began: written with the checkpoint, so the status totals survive a restart exactly.
+    pub rows: u64,
+    pub transactions: u64,
+    pub ddl: u64,
 }
 
 /// Lane of barrier messages (DDL, heartbeats, transactions spanning partitions).
 pub const BARRIER_LANE: u32 = u32::MAX;
 
-const LANE_COLUMNS: &str = "lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started";
+const LANE_COLUMNS: &str =
+    "lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started, rows_applied, txns_applied, ddl_applied";
 
 fn lane_row(r: &sqlx::mysql::MySqlRow) -> Result<(u32, LaneCheckpoint), sqlx::Error> {
     Ok((
@@ -277,6 +307,9 @@ fn lane_row(r: &sqlx::mysql::MySqlRow) -> Result<(u32, LaneCheckpoint), sqlx::Er
             position: text(r, "position")?,
             source_time_ms: r.try_get("source_time_ms")?,
             ddl_started: r.try_get("ddl_started")?,
+            rows: r.try_get("rows_applied")?,
+            transactions: r.try_get("txns_applied")?,
+            ddl: r.try_get("ddl_applied")?,
         },
     ))
 }
@@ -318,9 +351,11 @@ pub async fn save_lane(
     cp: &LaneCheckpoint,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO ferry_meta.apply_checkpoints (task, lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE apply_seq = VALUES(apply_seq), cdc_seq = VALUES(cdc_seq), \
-         position = VALUES(position), source_time_ms = VALUES(source_time_ms), ddl_started = VALUES(ddl_started)",
+        "INSERT INTO ferry_meta.apply_checkpoints (task, lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started, \
+         rows_applied, txns_applied, ddl_applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+         apply_seq = VALUES(apply_seq), cdc_seq = VALUES(cdc_seq), position = VALUES(position), \
+         source_time_ms = VALUES(source_time_ms), ddl_started = VALUES(ddl_started), rows_applied = VALUES(rows_applied), \
+         txns_applied = VALUES(txns_applied), ddl_applied = VALUES(ddl_applied)",
     )
     .bind(task.to_owned())
     .bind(lane)
@@ -329,6 +364,9 @@ pub async fn save_lane(
     .bind(cp.position.clone())
     .bind(cp.source_time_ms)
     .bind(cp.ddl_started)
+    .bind(cp.rows)
+    .bind(cp.transactions)
+    .bind(cp.ddl)
     .execute(conn)
     .await?;
     Ok(())

@@ -210,7 +210,9 @@ async fn apply_incremental(
             Some((pos, chrono::DateTime::from_timestamp_millis(cp.source_time_ms)?))
         })
         .max_by(|a, b| a.0.binlog.cmp(&b.0.binlog));
-    progress.incremental_resumed(newest);
+    let totals =
+        lanes.iter().fold((0, 0, 0), |(r, t, d), (_, cp)| (r + cp.rows, t + cp.transactions, d + cp.ddl));
+    progress.incremental_resumed(newest, totals);
     let stream = rt.nats.apply_stream(task).await?;
     let name = names::sink_apply_consumer(task);
     let partitions = spec.incremental.partitions as usize;

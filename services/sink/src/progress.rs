@@ -128,14 +128,20 @@ impl Progress {
         });
     }
 
-    /// Starts the incremental record from the checkpoint rows (position and time of the newest).
-    pub fn incremental_resumed(&self, newest: Option<(SourcePosition, DateTime<Utc>)>) {
+    /// Starts the incremental record from the checkpoint rows: position and time of the newest,
+    /// and the totals (rows, transactions, DDL) summed over the lanes.
+    pub fn incremental_resumed(
+        &self,
+        newest: Option<(SourcePosition, DateTime<Utc>)>,
+        totals: (u64, u64, u64),
+    ) {
         self.update(|s| {
             let inc = s.incremental.get_or_insert_with(IncrementalApplied::default);
             if let Some((p, t)) = newest {
                 inc.position = Some(p);
                 inc.source_time = Some(t);
             }
+            (inc.rows, inc.transactions, inc.ddl) = totals;
         });
     }
 

@@ -274,7 +274,7 @@ impl IncrementalApplier {
             cdc_seq: item.env.body.cdc_seq,
             position: serde_json::to_string(position).unwrap_or_default(),
             source_time_ms: at.timestamp_millis(),
-            ddl_started: self.lane(item.lane).ddl_started,
+            ..self.lane(item.lane)
         }
     }
 
@@ -392,7 +392,9 @@ impl IncrementalApplier {
             let (item, txn) = group[f.txn.min(group.len() - 1)];
             return Err(self.failure(f.error, &position_of(item), &table_of(txn)));
         }
-        let cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
+        let mut cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
+        cp.rows += rows.iter().sum::<u64>();
+        cp.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
         checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
@@ -648,6 +650,7 @@ impl IncrementalApplier {
         }
         let mut cp = self.checkpoint_for(item, position, d.committed_at);
         cp.ddl_started = item.seq;
+        cp.ddl += 1;
         checkpoint::save_lane(&mut conn, &self.task, item.lane, &cp)
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
