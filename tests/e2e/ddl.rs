@@ -2,7 +2,7 @@
 //! reach the target in order with the rows around them; the structures end equal.
 
 use crate::harness::{admin, eventually, Stack};
-use crate::incremental::{incremental_scenario, source_position, wait_applied, wait_phase};
+use crate::incremental::{source_position, start_syncing, wait_applied, wait_phase, Syncing};
 use crate::verify::{same_rows, same_structure, Side};
 use anyhow::{ensure, Context, Result};
 use ferry_schemas::position::BinlogFilePos;
@@ -44,12 +44,7 @@ async fn wait_captured(stack: &Stack, task: &str, pos: &BinlogFilePos) -> Result
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ddl_while_syncing_reaches_the_target() -> Result<()> {
-    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_ddl").await?;
-    let stack = Stack::start("ddl").await?;
-    stack.create_and_start(&scenario.render("task.yaml")?).await?;
-    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
-    let mut src = admin("source").await?;
-    src.query_drop(format!("USE `{db}`")).await?;
+    let Syncing { db, task, stack, mut src, _cleanup } = start_syncing("e2e_ddl", "ddl").await?;
     for step in STEPS {
         src.query_drop(*step).await.with_context(|| step.to_string())?;
         if !step.starts_with("INSERT") && !step.starts_with("UPDATE") && !step.starts_with("DELETE") {
@@ -86,12 +81,7 @@ async fn ddl_while_syncing_reaches_the_target() -> Result<()> {
 /// `ferry task resume` continue with the rows written after it.
 #[tokio::test(flavor = "multi_thread")]
 async fn unsupported_ddl_pauses_then_skip_ddl_continues() -> Result<()> {
-    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_skipddl").await?;
-    let stack = Stack::start("skipddl").await?;
-    stack.create_and_start(&scenario.render("task.yaml")?).await?;
-    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
-    let mut src = admin("source").await?;
-    src.query_drop(format!("USE `{db}`")).await?;
+    let Syncing { db, task, stack, mut src, _cleanup } = start_syncing("e2e_skipddl", "skipddl").await?;
     let (ok, _) = stack.cli(&["task", "skip-ddl", &task]).await?;
     ensure!(!ok, "skip-ddl on a running task must be refused");
 

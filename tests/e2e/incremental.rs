@@ -221,6 +221,27 @@ pub async fn incremental_scenario(prefix: &str) -> Result<(String, String, Scena
     Ok((db, task, scenario, cleanup))
 }
 
+/// A task of the `incremental` scenario started on its own stack and synced past the full
+/// copy (no workload): its database, task name, stack, a source connection in the database,
+/// and the cleanup guard.
+pub struct Syncing {
+    pub db: String,
+    pub task: String,
+    pub stack: Stack,
+    pub src: mysql_async::Conn,
+    pub _cleanup: DropOnExit,
+}
+
+pub async fn start_syncing(prefix: &str, test: &str) -> Result<Syncing> {
+    let (db, task, scenario, cleanup) = incremental_scenario(prefix).await?;
+    let stack = Stack::start(test).await?;
+    stack.create_and_start(&scenario.render("task.yaml")?).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
+    Ok(Syncing { db, task, stack, src, _cleanup: cleanup })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn workload_from_before_the_copy_ends_equal() -> Result<()> {
     let (db, task, scenario, _cleanup) = incremental_scenario("e2e_inc").await?;
@@ -307,12 +328,7 @@ async fn capture_starts_after_a_gtid_or_at_a_time() -> Result<()> {
 /// transaction is applied. Both the row-by-row and the grouped (net-effect) writes must say so.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_diverged_target_pauses_the_task_with_the_table_and_position() -> Result<()> {
-    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_div").await?;
-    let stack = Stack::start("diverged").await?;
-    stack.create_and_start(&scenario.render("task.yaml")?).await?;
-    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
-    let mut src = admin("source").await?;
-    src.query_drop(format!("USE `{db}`")).await?;
+    let Syncing { db, task, stack, mut src, _cleanup } = start_syncing("e2e_div", "diverged").await?;
     let mut tgt = admin("target").await?;
     tgt.query_drop(format!("USE `{db}_t`")).await?;
     // Out of safe mode: a change after the copy has been applied normally.
@@ -353,12 +369,7 @@ async fn a_diverged_target_pauses_the_task_with_the_table_and_position() -> Resu
 /// sink killed and restarted neither forgets nor double-counts what it applied.
 #[tokio::test(flavor = "multi_thread")]
 async fn applied_totals_survive_a_sink_kill() -> Result<()> {
-    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_totals").await?;
-    let mut stack = Stack::start("totals").await?;
-    stack.create_and_start(&scenario.render("task.yaml")?).await?;
-    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
-    let mut src = admin("source").await?;
-    src.query_drop(format!("USE `{db}`")).await?;
+    let Syncing { task, mut stack, mut src, _cleanup, .. } = start_syncing("e2e_totals", "totals").await?;
     let applied = |v: &TaskStatusView| v.incremental.as_ref().map_or(0, |i| i.rows);
 
     // 300 rows in one transaction, 200 in another.
