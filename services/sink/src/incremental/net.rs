@@ -16,16 +16,13 @@
 //! value) returns `None` and the group is planned row by row. A divergence found here is
 //! planned again row by row by the caller, so the report names the exact transaction.
 
-use super::rows::{column_values, RowError, Shape};
+use super::rows::{column_values, RowError, Shape, ROWS_PER_STATEMENT};
 use super::script::{Check, Script};
 use ferry_schemas::cdc::{ChangeOp, RowChange, Transaction};
 use ferry_schemas::literal::push_literal;
 use ferry_schemas::table::{quote_ident, TableRef};
 use ferry_schemas::value::SqlValue;
 use std::collections::HashMap;
-
-/// Keys per `DELETE ... IN` and rows per `INSERT`.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// One key's fate inside the group.
 struct KeyState {

@@ -102,8 +102,8 @@ fn key_of(shape: &Shape<'_>, row: &[SqlValue]) -> Vec<SqlValue> {
     shape.find.iter().map(|i| row[*i].clone()).collect()
 }
 
-/// Rows per multi-row INSERT/REPLACE.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row INSERT/REPLACE (and keys per `DELETE ... IN`, see `net`).
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 /// Appends the transaction's changes to `script`. Returns the rows changed.
 pub fn plan(script: &mut Script, txn: &Transaction, safe: bool) -> Result<u64, RowError> {
