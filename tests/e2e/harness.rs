@@ -274,6 +274,14 @@ impl Service {
         &self.name
     }
 
+    /// Sets (or with `None` removes) an environment variable for the next start.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.envs.retain(|(k, _)| k != name);
+        if let Some(v) = value {
+            self.envs.push((name.to_owned(), v.to_owned()));
+        }
+    }
+
     fn start(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut cmd = Command::new(binary(&format!("ferry-{}", self.role))?);

@@ -367,6 +367,50 @@ async fn a_diverged_target_pauses_the_task_with_the_table_and_position() -> Resu
 
 /// The applied totals in the task status come from the lanes' checkpoints on the target: a
 /// sink killed and restarted neither forgets nor double-counts what it applied.
+/// A large group is written over several connections at once (sink `fan_out`). A crash after
+/// one part committed and before the others leaves part of the group on the target: the
+/// restarted sink must replay the group idempotently (a plain replay would hit the committed
+/// inserts as duplicate keys and pause the task as diverged), count every row once, and end
+/// equal to the source.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_cut_between_its_parts_is_replayed_exactly_once() -> Result<()> {
+    let Syncing { db, task, mut stack, mut src, _cleanup } = start_syncing("e2e_fanout", "fanout").await?;
+    const ROWS: u64 = 2000;
+    // A backlog of single-row transactions, so each lane gets groups large enough to fan out.
+    stack.sink.kill().await?;
+    for id in 0..ROWS {
+        src.query_drop(format!("INSERT INTO big (id, v) VALUES ({}, {id})", 5_000_000 + id)).await?;
+    }
+    let end = source_position().await?;
+    stack.sink.set_env("FERRY_FAILPOINT", Some("sink-fan-out-partly-committed"));
+    stack.sink.restart()?;
+    eventually("the sink to crash at the failpoint", Duration::from_secs(60), || {
+        let exited = stack.sink.exited();
+        async move { Ok(exited.then_some(())) }
+    })
+    .await?;
+    let mut tgt = admin("target").await?;
+    let written: u64 = tgt
+        .query_first(format!("SELECT COUNT(*) FROM `{db}_t`.big WHERE id >= 5000000"))
+        .await?
+        .context("count")?;
+    ensure!(written > 0 && written < ROWS, "the crash left {written} of {ROWS} rows: no group was cut");
+
+    stack.sink.set_env("FERRY_FAILPOINT", None);
+    stack.sink.restart()?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(90)).await?;
+    ensure!(v.state == TaskState::Running && v.error.is_none(), "task after the replay: {v:?}");
+    let log = std::fs::read_to_string(stack.dir.join("sink.log"))?;
+    ensure!(log.contains("replayed in safe mode"), "the restarted sink did not report the safe replay");
+    let rows = eventually("the sink to report every row", Duration::from_secs(30), || async {
+        let rows = stack.status(&task).await?.incremental.map_or(0, |i| i.rows);
+        Ok((rows >= ROWS).then_some(rows))
+    })
+    .await?;
+    ensure!(rows == ROWS, "rows applied {rows}, expected {ROWS}: a row was counted twice");
+    assert_equal(&db).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn applied_totals_survive_a_sink_kill() -> Result<()> {
     let Syncing { task, mut stack, mut src, _cleanup, .. } = start_syncing("e2e_totals", "totals").await?;

@@ -99,7 +99,8 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 const BARRIER_LINGER: Duration = Duration::from_millis(2);
 
 /// The durable pull consumer `name` on `stream` with the ack policy this loop relies on
-/// (explicit acks, [`ACK_WAIT`]), created if it does not exist.
+/// (explicit acks, [`ACK_WAIT`]), created if it does not exist and updated if it was created
+/// with other settings (an older release's `max_ack_pending`).
 pub async fn durable_consumer(
     stream: &async_nats::jetstream::stream::Stream,
     name: &str,
@@ -107,17 +108,14 @@ pub async fn durable_consumer(
 ) -> Result<PullConsumer, crate::KitError> {
     use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
     stream
-        .get_or_create_consumer(
-            name,
-            pull::Config {
-                durable_name: Some(name.to_owned()),
-                ack_policy: AckPolicy::Explicit,
-                deliver_policy: DeliverPolicy::All,
-                ack_wait: ACK_WAIT,
-                max_ack_pending: i64::try_from(max_ack_pending).unwrap_or(i64::MAX),
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::Config {
+            durable_name: Some(name.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: i64::try_from(max_ack_pending).unwrap_or(i64::MAX),
+            ..Default::default()
+        })
         .await
         .map_err(|e| crate::KitError::nats(format!("creating consumer {name}"), e))
 }

@@ -17,7 +17,7 @@ pub async fn delete_task(rt: &Runtime, store: &Store, record: &TaskRecord) -> Re
         .await
         .map_err(|e| format!("cannot delete the task's checkpoints in the target ({e}); make the target reachable and retry"))?;
     let meta = quote_ident(TARGET_META_DB);
-    for table in ["full_chunks", "full_objects", "apply_checkpoints"] {
+    for table in ["full_chunks", "full_objects", "apply_checkpoints", "apply_fanout"] {
         let r = conn.exec_drop(format!("DELETE FROM {meta}.{table} WHERE task = ?"), (task,)).await;
         match r {
             Ok(()) => {}

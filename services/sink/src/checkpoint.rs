@@ -6,6 +6,13 @@
 //! `done`, then `indexing` and `finished` for tables); DDL is not transactional in MySQL, so
 //! the state before the statement says what a restart must redo. `pending_ddl` holds the
 //! secondary index definitions a table owes until it is finished.
+//!
+//! `apply_checkpoints` holds one row per APPLY lane, written in the same target transaction as
+//! the lane's rows. `apply_fanout` records groups written over several connections at once
+//! (see [`FanOut`]): an intent row, committed before any part, and one marker per part,
+//! committed with that part. A group is applied exactly when every part's marker exists; a
+//! restart that finds fewer replays the group idempotently (safe mode), which converges for the
+//! same reason safe mode after a full copy does.
 
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
 
@@ -36,6 +43,12 @@ pub async fn ensure_schema(pool: &MySqlPool) -> Result<(), sqlx::Error> {
            ddl_applied BIGINT UNSIGNED NOT NULL DEFAULT 0,
            applied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
            PRIMARY KEY (task, lane)
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+         CREATE TABLE IF NOT EXISTS ferry_meta.apply_fanout (
+           task VARCHAR(64) NOT NULL, lane INT UNSIGNED NOT NULL, part INT UNSIGNED NOT NULL,
+           group_end BIGINT UNSIGNED NOT NULL, parts INT UNSIGNED NOT NULL DEFAULT 0,
+           checkpoint LONGTEXT NULL,
+           PRIMARY KEY (task, lane, part)
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;",
     )
     .execute(pool)
@@ -276,7 +289,7 @@ pub fn text(row: &sqlx::mysql::MySqlRow, column: &str) -> Result<String, sqlx::E
 }
 
 /// The incremental checkpoint of one APPLY lane (a partition, or [`BARRIER_LANE`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LaneCheckpoint {
     pub apply_seq: u64,
     pub cdc_seq: u64,
@@ -290,6 +303,11 @@ pub struct LaneCheckpoint {
     pub rows: u64,
     pub transactions: u64,
     pub ddl: u64,
+    /// Messages of this lane up to here may have been partly applied by a fanned-out group
+    /// that did not finish (see [`FanOut`]): they are replayed in safe mode. Derived at load,
+    /// not stored in the lane's row.
+    #[serde(skip)]
+    pub safe_until: u64,
 }
 
 /// Lane of barrier messages (DDL, heartbeats, transactions spanning partitions).
@@ -310,18 +328,27 @@ fn lane_row(r: &sqlx::mysql::MySqlRow) -> Result<(u32, LaneCheckpoint), sqlx::Er
             rows: r.try_get("rows_applied")?,
             transactions: r.try_get("txns_applied")?,
             ddl: r.try_get("ddl_applied")?,
+            safe_until: 0,
         },
     ))
 }
 
 pub async fn load_lanes(pool: &MySqlPool, task: &str) -> Result<Vec<(u32, LaneCheckpoint)>, sqlx::Error> {
-    sqlx::query(&format!("SELECT {LANE_COLUMNS} FROM ferry_meta.apply_checkpoints WHERE task = ?"))
-        .bind(task.to_owned())
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(lane_row)
-        .collect()
+    let lanes: Vec<(u32, LaneCheckpoint)> =
+        sqlx::query(&format!("SELECT {LANE_COLUMNS} FROM ferry_meta.apply_checkpoints WHERE task = ?"))
+            .bind(task.to_owned())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(lane_row)
+            .collect::<Result<_, _>>()?;
+    let fanouts = load_fanouts(pool, task, None).await?;
+    let mut out: std::collections::HashMap<u32, LaneCheckpoint> = lanes.into_iter().collect();
+    for (lane, fanout) in fanouts {
+        let cp = out.remove(&lane).unwrap_or_default();
+        out.insert(lane, fanout.resolve(cp));
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// One lane's checkpoint as the target has it.
@@ -330,7 +357,7 @@ pub async fn load_lane(
     task: &str,
     lane: u32,
 ) -> Result<Option<LaneCheckpoint>, sqlx::Error> {
-    sqlx::query(&format!(
+    let stored = sqlx::query(&format!(
         "SELECT {LANE_COLUMNS} FROM ferry_meta.apply_checkpoints WHERE task = ? AND lane = ?"
     ))
     .bind(task.to_owned())
@@ -339,8 +366,137 @@ pub async fn load_lane(
     .await?
     .as_ref()
     .map(lane_row)
-    .transpose()
-    .map(|o| o.map(|(_, cp)| cp))
+    .transpose()?
+    .map(|(_, cp)| cp);
+    let fanout = load_fanouts(pool, task, Some(lane)).await?.into_iter().next();
+    Ok(match (stored, fanout) {
+        (cp, Some((_, f))) => Some(f.resolve(cp.unwrap_or_default())),
+        (cp, None) => cp,
+    })
+}
+
+/// Part number of a fanned-out group's intent row in `apply_fanout`.
+const INTENT_PART: u32 = u32::MAX;
+
+/// A lane's last fanned-out group as the target has it: written over several connections, each
+/// committing its part of the group's rows with a marker row. The intent (group end, number of
+/// parts, the lane checkpoint the group reaches) is committed before any part.
+#[derive(Debug)]
+pub struct FanOut {
+    pub group_end: u64,
+    pub parts: u32,
+    /// Parts whose marker names this group.
+    pub committed: u32,
+    pub reached: Option<LaneCheckpoint>,
+}
+
+impl FanOut {
+    /// The lane's checkpoint given its stored row `cp`: the group's when every part committed,
+    /// otherwise `cp` with the group's messages marked for a safe-mode replay.
+    pub fn resolve(self, cp: LaneCheckpoint) -> LaneCheckpoint {
+        if self.group_end <= cp.apply_seq {
+            return cp;
+        }
+        match self.reached {
+            Some(reached) if self.committed >= self.parts => reached,
+            _ => LaneCheckpoint { safe_until: self.group_end, ..cp },
+        }
+    }
+}
+
+async fn load_fanouts(
+    pool: &MySqlPool,
+    task: &str,
+    lane: Option<u32>,
+) -> Result<Vec<(u32, FanOut)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT lane, part, group_end, parts, checkpoint FROM ferry_meta.apply_fanout WHERE task = ? AND (? IS NULL OR lane = ?)",
+    )
+    .bind(task.to_owned())
+    .bind(lane)
+    .bind(lane)
+    .fetch_all(pool)
+    .await?;
+    let mut intents: std::collections::HashMap<u32, FanOut> = std::collections::HashMap::new();
+    let mut markers: Vec<(u32, u64)> = Vec::new();
+    for r in &rows {
+        let lane: u32 = r.try_get("lane")?;
+        let group_end: u64 = r.try_get("group_end")?;
+        if r.try_get::<u32, _>("part")? == INTENT_PART {
+            let bytes: Option<Vec<u8>> = r.try_get("checkpoint")?;
+            // An unreadable checkpoint leaves the group to the safe-mode replay.
+            let reached = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+            intents.insert(lane, FanOut { group_end, parts: r.try_get("parts")?, committed: 0, reached });
+        } else {
+            markers.push((lane, group_end));
+        }
+    }
+    for (lane, group_end) in markers {
+        if let Some(f) = intents.get_mut(&lane).filter(|f| f.group_end == group_end) {
+            f.committed += 1;
+        }
+    }
+    Ok(intents.into_iter().collect())
+}
+
+/// Records a fanned-out group before its parts commit, in the caller's transaction: the lane's
+/// checkpoint so far (`current`, which the previous group's intent held) and the intent.
+pub async fn save_fanout_intent(
+    conn: &mut MySqlConnection,
+    task: &str,
+    lane: u32,
+    current: &LaneCheckpoint,
+    group_end: u64,
+    parts: u32,
+    reached: &LaneCheckpoint,
+) -> Result<(), sqlx::Error> {
+    save_lane(&mut *conn, task, lane, current).await?;
+    sqlx::query(
+        "INSERT INTO ferry_meta.apply_fanout (task, lane, part, group_end, parts, checkpoint) VALUES (?, ?, ?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE group_end = VALUES(group_end), parts = VALUES(parts), checkpoint = VALUES(checkpoint)",
+    )
+    .bind(task.to_owned())
+    .bind(lane)
+    .bind(INTENT_PART)
+    .bind(group_end)
+    .bind(parts)
+    .bind(serde_json::to_string(reached).unwrap_or_default())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Withdraws a lane's intent after its group was rolled back in every part (nothing of it was
+/// committed), so the group is not replayed in safe mode.
+pub async fn clear_fanout_intent(pool: &MySqlPool, task: &str, lane: u32) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM ferry_meta.apply_fanout WHERE task = ? AND lane = ? AND part = ?")
+        .bind(task.to_owned())
+        .bind(lane)
+        .bind(INTENT_PART)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Marks one part of a fanned-out group as applied, in that part's transaction.
+pub async fn save_fanout_part(
+    conn: &mut MySqlConnection,
+    task: &str,
+    lane: u32,
+    part: u32,
+    group_end: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO ferry_meta.apply_fanout (task, lane, part, group_end) VALUES (?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE group_end = VALUES(group_end)",
+    )
+    .bind(task.to_owned())
+    .bind(lane)
+    .bind(part)
+    .bind(group_end)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Writes a lane's checkpoint, in the caller's transaction.
@@ -370,4 +526,30 @@ pub async fn save_lane(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(apply_seq: u64) -> LaneCheckpoint {
+        LaneCheckpoint { apply_seq, rows: apply_seq * 4, ..Default::default() }
+    }
+
+    #[test]
+    fn a_fanned_out_group_counts_only_when_every_part_committed() {
+        let group = |committed| FanOut { group_end: 20, parts: 3, committed, reached: Some(at(20)) };
+        // Every part committed: the lane is at the group's end, with its totals.
+        let done = group(3).resolve(at(10));
+        assert_eq!((done.apply_seq, done.rows, done.safe_until), (20, 80, 0));
+        // A part is missing: the lane stays where its row says and replays the group safely.
+        let cut = group(2).resolve(at(10));
+        assert_eq!((cut.apply_seq, cut.rows, cut.safe_until), (10, 40, 20));
+        // An intent the lane has passed since (written again on one connection) is old news.
+        let passed = group(0).resolve(at(25));
+        assert_eq!((passed.apply_seq, passed.safe_until), (25, 0));
+        // An unreadable intent checkpoint is replayed rather than trusted.
+        let unreadable = FanOut { reached: None, ..group(3) }.resolve(at(10));
+        assert_eq!((unreadable.apply_seq, unreadable.safe_until), (10, 20));
+    }
 }

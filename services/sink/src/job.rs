@@ -1,7 +1,7 @@
 //! One task's sink job: consume the FULL stream into the target until the assignment changes.
 
 use crate::full::FullApplier;
-use crate::incremental::IncrementalApplier;
+use crate::incremental::{IncrementalApplier, FAN_OUT_PARTS};
 use crate::progress::Progress;
 use crate::{checkpoint, target, COMPONENT};
 use ferry_kit::backoff::Backoff;
@@ -126,8 +126,12 @@ async fn run_once(
     rt.secrets.open_spec(&mut spec)?;
     let concurrency = spec.full.write_concurrency as usize;
     let incremental = spec.phases.contains(&Phase::Incremental);
-    let connections =
-        spec.full.write_concurrency.max(if incremental { spec.incremental.partitions } else { 0 }) + 2;
+    // One connection per lane, the parts of a fanned-out group, and two for checkpoints.
+    let connections = spec.full.write_concurrency.max(if incremental {
+        spec.incremental.partitions + FAN_OUT_PARTS as u32
+    } else {
+        0
+    }) + 2;
     let pool = target::pool(&spec.target, connections);
     let target_err = |e: sqlx::Error| {
         let f = crate::error::target_failure(&e, &spec.target.describe(), "preparing the checkpoint tables");
@@ -210,13 +214,25 @@ async fn apply_incremental(
             Some((pos, chrono::DateTime::from_timestamp_millis(cp.source_time_ms)?))
         })
         .max_by(|a, b| a.0.binlog.cmp(&b.0.binlog));
+    for (lane, cp) in lanes.iter().filter(|(_, cp)| cp.safe_until > cp.apply_seq) {
+        tracing::warn!(
+            task,
+            lane,
+            from = cp.apply_seq + 1,
+            to = cp.safe_until,
+            "a group written over several connections was cut short; its messages are replayed in safe mode"
+        );
+    }
     let totals =
         lanes.iter().fold((0, 0, 0), |(r, t, d), (_, cp)| (r + cp.rows, t + cp.transactions, d + cp.ddl));
     progress.incremental_resumed(newest, totals);
     let stream = rt.nats.apply_stream(task).await?;
     let name = names::sink_apply_consumer(task);
     let partitions = spec.incremental.partitions as usize;
-    let consumer = consume::durable_consumer(&stream, &name, partitions * 64).await?;
+    // Room for every lane to have a full group running and the next one queued: a smaller
+    // window starved the busiest lane (bench/cdc catch-up: 50 transactions per group at 512).
+    let window = partitions * crate::incremental::MAX_BATCH * 2;
+    let consumer = consume::durable_consumer(&stream, &name, window).await?;
     tracing::info!(task, p1 = ?p1.as_ref().map(ToString::to_string), "applying incremental changes");
     let applier = Arc::new(IncrementalApplier {
         task: task.to_owned(),
@@ -226,6 +242,7 @@ async fn apply_incremental(
         metrics: rt.metrics.clone(),
         p1,
         lanes: std::sync::Mutex::new(lanes.into_iter().collect()),
+        fan_out: tokio::sync::Mutex::new(()),
         advanced: tokio::sync::Notify::new(),
         skip_ddl,
         uncertain: std::sync::Mutex::new(Default::default()),

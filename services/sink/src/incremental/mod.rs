@@ -62,6 +62,8 @@ pub struct IncrementalApplier {
     /// End of safe mode: the full copy's P1 (`None`: no full copy, no safe mode).
     pub p1: Option<BinlogFilePos>,
     pub lanes: Mutex<HashMap<u32, LaneCheckpoint>>,
+    /// Held by the lane that is writing a group over several connections.
+    pub fan_out: tokio::sync::Mutex<()>,
     /// Signalled whenever a lane's checkpoint moves.
     pub advanced: tokio::sync::Notify,
     /// DDL positions the task record says to skip (`ferry task skip-ddl`).
@@ -186,6 +188,12 @@ impl IncrementalApplier {
     }
 }
 
+/// Why a part of a fanned-out group did not get to its commit.
+enum PartError {
+    Script(script::ScriptError),
+    Failed(Failure),
+}
+
 /// The first table a transaction changes, naming it in reports.
 fn table_of(txn: &Transaction) -> String {
     txn.tables.first().map_or_else(|| "transaction".into(), |t| t.table.to_string())
@@ -229,7 +237,15 @@ fn own_turn(ev: &ApplyEvent, local: u64, applied: &impl Fn(u32) -> u64) -> bool 
 /// Consecutive transactions of one partition applied in one target transaction at most (groups
 /// are written as their net effect, so larger groups cost the target less per row: bench/cdc
 /// catch-up 21,053 rows/s at 64, 24,938 at 256).
-const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 256;
+
+/// Connections a large group's net effect is written over at once (see
+/// [`IncrementalApplier::fan_out`]). A random workload funnels nearly every transaction into one
+/// lane while the sink lags (keys in flight in several partitions go to the lowest), so one
+/// connection did all the target's work in a catch-up.
+pub const FAN_OUT_PARTS: usize = 4;
+/// Fewest transactions in a group worth fanning out.
+const FAN_OUT_FROM: usize = 32;
 
 /// The source position reached once `item` is applied: a part of a split transaction that is
 /// not its last has not reached the transaction's end (its envelope position) yet, only its
@@ -307,8 +323,13 @@ impl IncrementalApplier {
     /// target diverged, the transaction is rolled back and the group written row by row, which
     /// fails at the exact transaction and statement for the report.
     async fn transactions(&self, group: &[(&Item, &Transaction)]) -> Result<Vec<u64>, Failure> {
-        let normal = group.iter().all(|(item, _)| !self.safe(&position_of(item)));
+        let normal = group.iter().all(|(item, _)| !self.safe_item(item));
         if normal {
+            if group.len() >= FAN_OUT_FROM {
+                if let Some(rows) = self.fan_out(group).await? {
+                    return Ok(rows);
+                }
+            }
             if let Some(rows) = self.write_group(group, true).await? {
                 return Ok(rows);
             }
@@ -327,20 +348,9 @@ impl IncrementalApplier {
         })
     }
 
-    /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
-    /// the target diverged and nothing was committed.
-    async fn write_group(
-        &self,
-        group: &[(&Item, &Transaction)],
-        net: bool,
-    ) -> Result<Option<Vec<u64>>, Failure> {
-        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
-            return Ok(Some(Vec::new()));
-        };
-        let what = table_of(first_txn);
-        let started = Instant::now();
-        // One `apply` span per traced transaction, each in its own trace: they share this batch.
-        let spans: Vec<tracing::Span> = group
+    /// One `apply` span per traced transaction, each in its own trace: they share a batch.
+    fn apply_spans(&self, group: &[(&Item, &Transaction)]) -> Vec<tracing::Span> {
+        group
             .iter()
             .filter_map(|(item, txn)| {
                 let parent = item.trace.as_ref()?;
@@ -355,7 +365,116 @@ impl IncrementalApplier {
                 ferry_kit::trace::follow(&span, Some(parent));
                 Some(span)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Writes a group's net effect split over [`FAN_OUT_PARTS`] connections at once (see
+    /// `checkpoint::FanOut` for how a restart finds out whether every part committed). `None`
+    /// when the group does not split, another lane is fanning out, or a part found the target
+    /// diverged (then nothing was committed and the caller writes the group on one connection,
+    /// which reports the divergence exactly).
+    ///
+    /// Only one lane fans out at a time, so the pool (partitions + [`FAN_OUT_PARTS`] + 2
+    /// connections) always has enough for it and for the other lanes.
+    async fn fan_out(&self, group: &[(&Item, &Transaction)]) -> Result<Option<Vec<u64>>, Failure> {
+        let Ok(_turn) = self.fan_out.try_lock() else { return Ok(None) };
+        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
+            return Ok(None);
+        };
+        let what = table_of(first_txn);
+        let txns: Vec<&Transaction> = group.iter().map(|(_, txn)| *txn).collect();
+        let Some((scripts, rows)) =
+            net::plan_parts(&txns, FAN_OUT_PARTS).map_err(|e| self.failure(e, &position_of(last), &what))?
+        else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let spans = self.apply_spans(group);
+        let lane = first.lane;
+        let current = LaneCheckpoint { safe_until: 0, ..self.lane(lane) };
+        let mut reached = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
+        reached.safe_until = 0;
+        reached.rows += rows.iter().sum::<u64>();
+        reached.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
+        let parts = scripts.len() as u32;
+        // The intent commits before any part can.
+        let mut intent =
+            self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
+        checkpoint::save_fanout_intent(&mut intent, &self.task, lane, &current, last.seq, parts, &reached)
+            .await
+            .map_err(|e| target_failure(&e, &what, "recording a fanned-out group"))?;
+        intent.commit().await.map_err(|e| target_failure(&e, &what, "recording a fanned-out group"))?;
+        let what = &what;
+        let executions = scripts.iter().enumerate().map(|(part, script)| async move {
+            let mut tx = self
+                .pool
+                .begin()
+                .await
+                .map_err(|e| PartError::Failed(target_failure(&e, what, "starting a transaction")))?;
+            script.run(&mut tx).await.map_err(PartError::Script)?;
+            checkpoint::save_fanout_part(&mut tx, &self.task, lane, part as u32, last.seq)
+                .await
+                .map_err(|e| PartError::Failed(target_failure(&e, what, "marking a part applied")))?;
+            Ok(tx)
+        });
+        let mut open = Vec::with_capacity(scripts.len());
+        for result in futures::future::join_all(executions).await {
+            match result {
+                Ok(tx) => open.push(tx),
+                Err(PartError::Script(f)) if matches!(f.error, RowError::Diverged(_)) => {
+                    // Every part rolls back (nothing was committed): withdraw the intent, so
+                    // the group is written again on one connection with every check.
+                    drop(open);
+                    checkpoint::clear_fanout_intent(&self.pool, &self.task, lane)
+                        .await
+                        .map_err(|e| target_failure(&e, what, "withdrawing a fanned-out group"))?;
+                    return Ok(None);
+                }
+                Err(PartError::Script(f)) => {
+                    let (item, txn) = group[f.txn.min(group.len() - 1)];
+                    return Err(self.failure(f.error, &position_of(item), &table_of(txn)));
+                }
+                Err(PartError::Failed(f)) => return Err(f),
+            }
+        }
+        let executed = Instant::now();
+        let commit_spans: Vec<tracing::Span> =
+            spans.iter().map(|s| tracing::info_span!(parent: s, "commit")).collect();
+        let mut open = open.into_iter();
+        if crate::failpoint::armed(crate::failpoint::FAN_OUT_PARTLY_COMMITTED) {
+            if let Some(first) = open.next() {
+                first.commit().await.map_err(|e| target_failure(&e, what, "committing a part"))?;
+            }
+            crate::failpoint::crash_if_armed(crate::failpoint::FAN_OUT_PARTLY_COMMITTED);
+        }
+        let commits = futures::future::join_all(open.map(|tx| tx.commit())).await;
+        if let Some(Err(e)) = commits.into_iter().find(|c| c.is_err()) {
+            return Err(target_failure(&e, what, "committing a part of a fanned-out group"));
+        }
+        drop(commit_spans);
+        drop(spans);
+        self.remember(lane, reached);
+        let label = metrics::task(&self.task);
+        self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
+        self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
+        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows.iter().sum::<u64>() as i64);
+        self.metrics.sink_transactions.get_or_create(&label).inc_by(group.len() as u64);
+        Ok(Some(rows))
+    }
+
+    /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
+    /// the target diverged and nothing was committed.
+    async fn write_group(
+        &self,
+        group: &[(&Item, &Transaction)],
+        net: bool,
+    ) -> Result<Option<Vec<u64>>, Failure> {
+        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
+            return Ok(Some(Vec::new()));
+        };
+        let what = table_of(first_txn);
+        let started = Instant::now();
+        let spans = self.apply_spans(group);
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut script = script::Script::default();
@@ -377,7 +496,7 @@ impl IncrementalApplier {
                     let position = position_of(item);
                     script.transaction(n);
                     rows.push(
-                        rows::plan(&mut script, txn, self.safe(&position))
+                        rows::plan(&mut script, txn, self.safe_item(item))
                             .map_err(|e| self.failure(e, &position, &table_of(txn)))?,
                     );
                 }
@@ -415,6 +534,12 @@ impl IncrementalApplier {
 
     fn safe(&self, position: &SourcePosition) -> bool {
         self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1)
+    }
+
+    /// Whether a message is replayed in safe mode: before P1, or in a fanned-out group that a
+    /// crash may have left partly applied (see `checkpoint::FanOut`).
+    fn safe_item(&self, item: &Item) -> bool {
+        self.safe(&position_of(item)) || item.seq <= self.lane(item.lane).safe_until
     }
 
     fn applied(
