@@ -208,6 +208,10 @@ pub struct IncrementalOptions {
     /// How long the CDC stream keeps changes (the longest the apply side may be behind).
     #[serde(default = "default_retention_hours")]
     pub retention_hours: u32,
+    /// Connections the sink writes one large group of a lane over at once (1: one). Helps a
+    /// lagging sink when the target has cores to spare; costs the target a few more commits.
+    #[serde(default = "default_fan_out")]
+    pub fan_out: u32,
 }
 
 fn default_partitions() -> u32 {
@@ -215,6 +219,9 @@ fn default_partitions() -> u32 {
 }
 fn default_retention_hours() -> u32 {
     72
+}
+fn default_fan_out() -> u32 {
+    1
 }
 
 impl Default for IncrementalOptions {
@@ -227,6 +234,7 @@ impl Default for IncrementalOptions {
             dml: DmlFilter::default(),
             ddl: true,
             retention_hours: default_retention_hours(),
+            fan_out: default_fan_out(),
         }
     }
 }
@@ -474,6 +482,9 @@ impl TaskSpec {
                 "use 1 to 64",
             ));
         }
+        if !(1..=16).contains(&i.fan_out) {
+            out.push(problem("incremental.fan_out", format!("{} is out of range", i.fan_out), "use 1 to 16"));
+        }
         if i.retention_hours == 0 {
             out.push(problem("incremental.retention_hours", "0 keeps no changes", "use at least 1 (hours)"));
         }
@@ -653,5 +664,8 @@ mod tests {
             fields(spec(serde_json::json!({"start_gtid": "0-1-5", "start_time": "2026-11-21T10:00:00Z"}))),
             vec!["incremental.start_time"]
         );
+        assert!(fields(spec(serde_json::json!({"fan_out": 4}))).is_empty());
+        assert_eq!(fields(spec(serde_json::json!({"fan_out": 0}))), vec!["incremental.fan_out"]);
+        assert_eq!(fields(spec(serde_json::json!({"fan_out": 17}))), vec!["incremental.fan_out"]);
     }
 }

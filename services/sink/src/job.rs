@@ -1,7 +1,7 @@
 //! One task's sink job: consume the FULL stream into the target until the assignment changes.
 
 use crate::full::FullApplier;
-use crate::incremental::{IncrementalApplier, FAN_OUT_PARTS};
+use crate::incremental::IncrementalApplier;
 use crate::progress::Progress;
 use crate::{checkpoint, target, COMPONENT};
 use ferry_kit::backoff::Backoff;
@@ -128,7 +128,7 @@ async fn run_once(
     let incremental = spec.phases.contains(&Phase::Incremental);
     // One connection per lane, the parts of a fanned-out group, and two for checkpoints.
     let connections = spec.full.write_concurrency.max(if incremental {
-        spec.incremental.partitions + FAN_OUT_PARTS as u32
+        spec.incremental.partitions + spec.incremental.fan_out
     } else {
         0
     }) + 2;

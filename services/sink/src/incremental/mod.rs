@@ -239,12 +239,8 @@ fn own_turn(ev: &ApplyEvent, local: u64, applied: &impl Fn(u32) -> u64) -> bool 
 /// catch-up 21,053 rows/s at 64, 24,938 at 256).
 pub const MAX_BATCH: usize = 256;
 
-/// Connections a large group's net effect is written over at once (see
-/// [`IncrementalApplier::fan_out`]). A random workload funnels nearly every transaction into one
-/// lane while the sink lags (keys in flight in several partitions go to the lowest), so one
-/// connection did all the target's work in a catch-up.
-pub const FAN_OUT_PARTS: usize = 4;
-/// Fewest transactions in a group worth fanning out.
+/// Fewest transactions in a group worth fanning out (see [`IncrementalApplier::fan_out`] and
+/// the task's `incremental.fan_out`).
 const FAN_OUT_FROM: usize = 32;
 
 /// The source position reached once `item` is applied: a part of a split transaction that is
@@ -325,7 +321,7 @@ impl IncrementalApplier {
     async fn transactions(&self, group: &[(&Item, &Transaction)]) -> Result<Vec<u64>, Failure> {
         let normal = group.iter().all(|(item, _)| !self.safe_item(item));
         if normal {
-            if group.len() >= FAN_OUT_FROM {
+            if group.len() >= FAN_OUT_FROM && self.spec.incremental.fan_out > 1 {
                 if let Some(rows) = self.fan_out(group).await? {
                     return Ok(rows);
                 }
@@ -368,14 +364,17 @@ impl IncrementalApplier {
             .collect()
     }
 
-    /// Writes a group's net effect split over [`FAN_OUT_PARTS`] connections at once (see
+    /// Writes a group's net effect split over up to `incremental.fan_out` connections at once
+    /// (see
     /// `checkpoint::FanOut` for how a restart finds out whether every part committed). `None`
     /// when the group does not split, another lane is fanning out, or a part found the target
     /// diverged (then nothing was committed and the caller writes the group on one connection,
     /// which reports the divergence exactly).
     ///
-    /// Only one lane fans out at a time, so the pool (partitions + [`FAN_OUT_PARTS`] + 2
-    /// connections) always has enough for it and for the other lanes.
+    /// A random workload funnels nearly every transaction into one lane while the sink lags
+    /// (keys in flight in several partitions go to the lowest), so one connection did all the
+    /// target's work in a catch-up. Only one lane fans out at a time, so the pool (partitions +
+    /// fan_out + 2 connections) always has enough for it and for the other lanes.
     async fn fan_out(&self, group: &[(&Item, &Transaction)]) -> Result<Option<Vec<u64>>, Failure> {
         let Ok(_turn) = self.fan_out.try_lock() else { return Ok(None) };
         let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
@@ -383,8 +382,8 @@ impl IncrementalApplier {
         };
         let what = table_of(first_txn);
         let txns: Vec<&Transaction> = group.iter().map(|(_, txn)| *txn).collect();
-        let Some((scripts, rows)) =
-            net::plan_parts(&txns, FAN_OUT_PARTS).map_err(|e| self.failure(e, &position_of(last), &what))?
+        let Some((scripts, rows)) = net::plan_parts(&txns, self.spec.incremental.fan_out as usize)
+            .map_err(|e| self.failure(e, &position_of(last), &what))?
         else {
             return Ok(None);
         };
@@ -453,13 +452,20 @@ impl IncrementalApplier {
         }
         drop(commit_spans);
         drop(spans);
-        self.remember(lane, reached);
+        self.committed(lane, reached, (started, executed), &rows);
+        Ok(Some(rows))
+    }
+
+    /// Records a committed group: the lane's checkpoint in memory and the apply metrics
+    /// (`times`: when the group started and when its statements had run).
+    fn committed(&self, lane: u32, cp: LaneCheckpoint, times: (Instant, Instant), rows: &[u64]) {
+        let (started, executed) = times;
+        self.remember(lane, cp);
         let label = metrics::task(&self.task);
         self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
         self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
         self.metrics.sink_total_record.get_or_create(&label).inc_by(rows.iter().sum::<u64>() as i64);
-        self.metrics.sink_transactions.get_or_create(&label).inc_by(group.len() as u64);
-        Ok(Some(rows))
+        self.metrics.sink_transactions.get_or_create(&label).inc_by(rows.len() as u64);
     }
 
     /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
@@ -523,12 +529,7 @@ impl IncrementalApplier {
         tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
         drop(commits);
         drop(spans);
-        self.remember(first.lane, cp);
-        let label = metrics::task(&self.task);
-        self.metrics.sink_execute_time.get_or_create(&label).observe((executed - started).as_secs_f64());
-        self.metrics.sink_commit_time.get_or_create(&label).observe(executed.elapsed().as_secs_f64());
-        self.metrics.sink_total_record.get_or_create(&label).inc_by(rows.iter().sum::<u64>() as i64);
-        self.metrics.sink_transactions.get_or_create(&label).inc_by(group.len() as u64);
+        self.committed(first.lane, cp, (started, executed), &rows);
         Ok(Some(rows))
     }
 
