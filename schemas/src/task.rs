@@ -212,6 +212,12 @@ pub struct IncrementalOptions {
     /// lagging sink when the target has cores to spare; costs the target a few more commits.
     #[serde(default = "default_fan_out")]
     pub fan_out: u32,
+    /// Largest source transaction (MiB of CDC messages) the sink commits as one target
+    /// transaction when the store had to split it over several messages. A larger one (or one
+    /// of more than 256 messages) is applied in pieces, in safe mode, and others may briefly see
+    /// it half applied. The sink holds up to this much in memory.
+    #[serde(default = "default_max_atomic_mb")]
+    pub max_atomic_mb: u32,
 }
 
 fn default_partitions() -> u32 {
@@ -222,6 +228,9 @@ fn default_retention_hours() -> u32 {
 }
 fn default_fan_out() -> u32 {
     1
+}
+fn default_max_atomic_mb() -> u32 {
+    256
 }
 
 impl Default for IncrementalOptions {
@@ -235,6 +244,7 @@ impl Default for IncrementalOptions {
             ddl: true,
             retention_hours: default_retention_hours(),
             fan_out: default_fan_out(),
+            max_atomic_mb: default_max_atomic_mb(),
         }
     }
 }
@@ -485,6 +495,13 @@ impl TaskSpec {
         if !(1..=16).contains(&i.fan_out) {
             out.push(problem("incremental.fan_out", format!("{} is out of range", i.fan_out), "use 1 to 16"));
         }
+        if !(1..=4096).contains(&i.max_atomic_mb) {
+            out.push(problem(
+                "incremental.max_atomic_mb",
+                format!("{} is out of range", i.max_atomic_mb),
+                "use 1 to 4096 (MiB the sink may hold of one split transaction)",
+            ));
+        }
         if i.retention_hours == 0 {
             out.push(problem("incremental.retention_hours", "0 keeps no changes", "use at least 1 (hours)"));
         }
@@ -667,5 +684,7 @@ mod tests {
         assert!(fields(spec(serde_json::json!({"fan_out": 4}))).is_empty());
         assert_eq!(fields(spec(serde_json::json!({"fan_out": 0}))), vec!["incremental.fan_out"]);
         assert_eq!(fields(spec(serde_json::json!({"fan_out": 17}))), vec!["incremental.fan_out"]);
+        assert!(fields(spec(serde_json::json!({"max_atomic_mb": 1}))).is_empty());
+        assert_eq!(fields(spec(serde_json::json!({"max_atomic_mb": 0}))), vec!["incremental.max_atomic_mb"]);
     }
 }

@@ -411,6 +411,79 @@ async fn a_group_cut_between_its_parts_is_replayed_exactly_once() -> Result<()> 
     assert_equal(&db).await
 }
 
+/// A source transaction larger than one NATS message (the store splits it into parts) reaches
+/// the target as one target transaction, so no reader there ever sees it half applied, even
+/// when the dispatcher is killed between its parts. The target's own binlog shows how many
+/// transactions wrote the table.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_transaction_commits_on_the_target_as_one() -> Result<()> {
+    let Syncing { db, task, mut stack, mut src, _cleanup } = start_syncing("e2e_split", "split").await?;
+    const ROWS: u64 = 40_000;
+    let mut tgt = admin("target").await?;
+    let mut status: mysql_async::Row =
+        tgt.query_first("SHOW MASTER STATUS").await?.context("target binlog")?;
+    let (file, pos): (String, u64) =
+        (status.take(0).context("binlog file")?, status.take(1).context("binlog position")?);
+    let js = async_nats::jetstream::new(async_nats::connect(&stack.nats.url).await?);
+    let mut cdc = js.get_stream(ferry_schemas::names::cdc_stream(&task)).await?;
+    let cdc_before = cdc.info().await?.state.last_sequence;
+
+    stack.dispatcher.kill().await?;
+    stack.dispatcher.set_env("FERRY_FAILPOINT", Some("dispatcher-mid-transaction"));
+    stack.dispatcher.restart()?;
+    src.query_drop(format!(
+        "INSERT INTO big (id, v, pad) SELECT seq, seq, REPEAT('p', 40) FROM seq_1_to_{ROWS}"
+    ))
+    .await?;
+    let end = source_position().await?;
+    eventually("the dispatcher to crash between the parts", Duration::from_secs(60), || {
+        let exited = stack.dispatcher.exited();
+        async move { Ok(exited.then_some(())) }
+    })
+    .await?;
+    let parts = cdc.info().await?.state.last_sequence - cdc_before;
+    ensure!(parts >= 2, "the transaction reached the CDC stream as {parts} message(s), not split");
+    stack.dispatcher.set_env("FERRY_FAILPOINT", None);
+    stack.dispatcher.restart()?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(120)).await?;
+    ensure!(v.state == TaskState::Running && v.error.is_none(), "task: {v:?}");
+
+    let written: u64 =
+        tgt.query_first(format!("SELECT COUNT(*) FROM `{db}_t`.big")).await?.context("count")?;
+    ensure!(written == ROWS, "target holds {written} of {ROWS} rows");
+    let commits = commits_writing(&mut tgt, (&file, pos), &format!("{db}_t.big")).await?;
+    ensure!(
+        commits == 1,
+        "the {parts}-part transaction was committed on the target as {commits} transactions"
+    );
+    assert_equal(&db).await
+}
+
+/// Transactions in the target's binlog from `from` on that wrote `table` (`db.table`).
+async fn commits_writing(conn: &mut mysql_async::Conn, from: (&str, u64), table: &str) -> Result<u64> {
+    let files: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await?;
+    let mut commits = 0;
+    let mut writes_table = false;
+    let marker = format!("({table})");
+    for (name, _) in files.iter().filter(|(name, _)| name.as_str() >= from.0) {
+        let start = if name == from.0 { from.1 } else { 4 };
+        let events: Vec<(String, u64, String, u64, u64, Option<String>)> =
+            conn.query(format!("SHOW BINLOG EVENTS IN '{name}' FROM {start}")).await?;
+        for (_, _, kind, _, _, info) in events {
+            match kind.as_str() {
+                "Gtid" => writes_table = false,
+                "Table_map" if info.is_some_and(|i| i.contains(&marker)) => writes_table = true,
+                "Xid" if writes_table => {
+                    commits += 1;
+                    writes_table = false;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(commits)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn applied_totals_survive_a_sink_kill() -> Result<()> {
     let Syncing { task, mut stack, mut src, _cleanup, .. } = start_syncing("e2e_totals", "totals").await?;

@@ -13,7 +13,10 @@
 //! - Causality (see `route`) needs to know which keys are still in flight, and the order chain
 //!   (`route::Chain`) which messages came before; after a restart neither is known, so a
 //!   restarted dispatcher first waits until the sink has applied everything the previous run
-//!   published (the CDC stream holds the changes meanwhile).
+//!   published (the CDC stream holds the changes meanwhile). If that run stopped in the middle
+//!   of a split source transaction, the sink holds its parts until the last one arrives, so
+//!   the restarted dispatcher waits only for what came before the transaction and continues
+//!   the barrier chain from its last published part.
 
 use crate::route::{self, Causality};
 use crate::COMPONENT;
@@ -172,7 +175,22 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let mut causality = Causality::default();
     let mut chain = route::Chain::new(partitions);
     let mut floor = applied_below(&mut apply).await?;
+    let open_start = if floor > apply_last {
+        None
+    } else {
+        match open_transaction_start(&apply, apply_last).await {
+            Ok(start) => start,
+            // Applied (and so deleted) meanwhile: a whole event.
+            Err(_) if applied_below(&mut apply).await? > apply_last => None,
+            Err(e) => return Err(e),
+        }
+    };
     while floor <= apply_last {
+        if let Some(start) = open_start.filter(|start| floor >= *start) {
+            tracing::info!(task, start, apply_last, "continuing a split transaction");
+            chain = route::Chain::after_barrier(partitions, apply_last);
+            break;
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = cancel.cancelled() => return Ok(()),
@@ -251,6 +269,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             None => tracing::Span::none(),
         };
         let event = route::filter_and_rename(&spec, env.body);
+        let open_part = matches!(&event, CdcEvent::Transaction(t) if !t.last_part);
         apply_seq += 1;
         let (partition, joins) = causality.route(&event, partitions, apply_seq, floor);
         if partition.is_none() {
@@ -284,6 +303,10 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             .map_err(|e| KitError::nats("publishing to the APPLY stream", e))?;
         inflight.push_back((ack, seq));
         settle(&mut inflight, WINDOW, &mut status).await?;
+        if open_part && ferry_kit::failpoint::armed(ferry_kit::failpoint::DISPATCH_MID_TRANSACTION) {
+            settle(&mut inflight, usize::MAX, &mut status).await?;
+            ferry_kit::failpoint::crash_if_armed(ferry_kit::failpoint::DISPATCH_MID_TRANSACTION);
+        }
         if last_status.elapsed() >= STATUS_EVERY {
             settle(&mut inflight, usize::MAX, &mut status).await?;
             // The status is information (the position is derived from the APPLY stream), so a
@@ -301,6 +324,25 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     }
     settle(&mut inflight, usize::MAX, &mut status).await?;
     save(rt, task, &mut status).await
+}
+
+/// The APPLY sequence of the first part of the split source transaction whose parts end the
+/// APPLY stream at `last` without its last part (`None`: the stream ends with a whole event,
+/// or with a part an older dispatcher routed to a partition, which the sink applies without
+/// waiting for the rest).
+async fn open_transaction_start(apply: &Stream, last: u64) -> Result<Option<u64>, DispatchError> {
+    let msg = apply
+        .get_raw_message(last)
+        .await
+        .map_err(|e| KitError::nats(format!("reading APPLY message {last}"), e))?;
+    let env: Envelope<ApplyEvent> = serde_json::from_slice(&msg.payload)
+        .map_err(|source| KitError::Json { what: format!("APPLY message {last}"), source })?;
+    Ok(match env.body.event {
+        CdcEvent::Transaction(t) if !t.last_part && env.body.partition.is_none() => {
+            Some(last.saturating_sub(u64::from(t.part)))
+        }
+        _ => None,
+    })
 }
 
 /// Awaits PubAcks until at most `keep` (`usize::MAX`: none) remain in flight.

@@ -10,6 +10,11 @@
 //! several partitions it becomes a barrier (or, with [`JOIN_PARTITIONS`], goes to one of them
 //! and *joins* the others: it carries their latest APPLY sequences, and the sink applies it
 //! only after those).
+//!
+//! Every part of a source transaction the store split over several messages is a barrier: the
+//! keys of its later parts are unknown when the first is routed, and as consecutive barriers
+//! the parts reach the sink together, which commits them as one target transaction (up to
+//! `incremental.max_atomic_mb`), so the target never shows the transaction half applied.
 
 use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
 use ferry_schemas::task::TaskSpec;
@@ -101,6 +106,11 @@ pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
     out
 }
 
+/// Whether a transaction message is one part of a source transaction split over several.
+pub fn is_split(txn: &Transaction) -> bool {
+    txn.part > 0 || !txn.last_part
+}
+
 /// Whether a transaction whose keys are in flight in several partitions joins them (`after`
 /// dependencies) instead of becoming a barrier. On: a barrier runs alone after every lane
 /// drained, and while the sink lags (catch-up) nearly every multi-row transaction of a random
@@ -133,6 +143,9 @@ impl Causality {
         applied_below: u64,
     ) -> (Option<u32>, Vec<Join>) {
         let CdcEvent::Transaction(txn) = event else { return (None, Vec::new()) };
+        if is_split(txn) {
+            return (None, Vec::new());
+        }
         if txn.changes.is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
             return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
@@ -188,6 +201,12 @@ pub struct Chain {
 impl Chain {
     pub fn new(partitions: u32) -> Self {
         Self { last_in_partition: vec![0; partitions.max(1) as usize], last_barrier: 0 }
+    }
+
+    /// A chain that goes on after the barrier at `apply_seq` (a restart in the middle of a
+    /// split transaction: its next part follows the parts already published).
+    pub fn after_barrier(partitions: u32, apply_seq: u64) -> Self {
+        Self { last_barrier: apply_seq, ..Self::new(partitions) }
     }
 
     /// The APPLY event of one CDC message, published at `apply_seq` to `partition`, after the
@@ -323,6 +342,24 @@ mod tests {
         }
         // Once everything before is applied, the same transaction joins nothing.
         assert!(c.route(&both, 4, seq + 2, seq + 2).1.is_empty());
+    }
+
+    #[test]
+    fn every_part_of_a_split_transaction_is_a_barrier() {
+        let mut c = Causality::default();
+        for (part, last_part) in [(0, false), (1, false), (2, true)] {
+            let mut event = txn(vec![insert(i64::from(part), json!(null))]);
+            if let CdcEvent::Transaction(t) = &mut event {
+                t.part = part;
+                t.last_part = last_part;
+            }
+            assert_eq!(c.route(&event, 8, u64::from(part) + 1, 1), (None, vec![]), "part {part}");
+        }
+        // A whole transaction is routed by its keys.
+        assert!(c.route(&txn(vec![insert(7, json!(null))]), 8, 4, 1).0.is_some());
+        let mut chain = Chain::after_barrier(8, 3);
+        let next = chain.link(4, 10, None, &[], txn(vec![]));
+        assert_eq!(next.prev_barrier_seq, 3);
     }
 
     #[test]

@@ -15,6 +15,13 @@
 //! alone; consecutive barriers run together as one batch (up to [`Handler::max_batch`]). While
 //! barriers wait, reading continues only as long as more barriers arrive: the first other
 //! message is held until they have run.
+//!
+//! Units: a barrier the handler says [`Handler::continues`] (a part of a source transaction
+//! split over several messages, not its last) is not run until the barrier that ends its unit
+//! has arrived, so the handler can commit the whole unit at once. Meanwhile reading goes on,
+//! other messages are held, and every waiting message gets in-progress acks so JetStream does
+//! not redeliver it. A unit longer than [`Handler::max_unit`] messages is handed over
+//! incomplete; the handler decides what to do with it.
 
 use crate::backoff::Backoff;
 use crate::error::ErrorClass;
@@ -70,6 +77,16 @@ pub trait Handler: Send + Sync + 'static {
     /// Most items of one lane handed to [`Handler::handle_batch`] at once.
     fn max_batch(&self) -> usize {
         1
+    }
+    /// Whether a barrier item belongs with the barrier after it (see the module doc on units).
+    fn continues(&self, _item: &Self::Item) -> bool {
+        false
+    }
+    /// Most barriers held while a unit is open. The consumer's `max_ack_pending` must allow
+    /// this many plus the pull buffer (`concurrency` × `max_batch`, at least 4) and half as
+    /// many again.
+    fn max_unit(&self) -> usize {
+        self.max_batch()
     }
 }
 
@@ -177,10 +194,12 @@ pub async fn consume<H: Handler>(
     let mut inflight: FuturesUnordered<Running> = FuturesUnordered::new();
     let mut busy: HashSet<u64> = HashSet::new();
     let mut queues: Queues<H::Item> = Queues { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 };
-    // Consecutive barriers waiting for everything before them, and the first message after
-    // them (held back until they ran).
+    // Consecutive barriers waiting for everything before them, and the messages after them
+    // (held back until they ran).
     let mut barriers: Vec<(Message, H::Item)> = Vec::new();
-    let mut held: Option<(u64, Message, H::Item)> = None;
+    let mut held: Vec<(u64, Message, H::Item)> = Vec::new();
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while inflight.len() < concurrency {
             let Some((lane, batch)) = queues.take(&busy, handler.max_batch()) else { break };
@@ -188,18 +207,20 @@ pub async fn consume<H: Handler>(
             let (h, c) = (handler.clone(), cancel.clone());
             inflight.push(Box::pin(async move { (Some(lane), run_batch(h, batch, c).await) }));
         }
-        let more_barriers_possible = held.is_none() && barriers.len() < handler.max_batch().max(1);
-        if !barriers.is_empty() && inflight.is_empty() && queues.queued == 0 && !more_barriers_possible {
-            run_batch(handler.clone(), std::mem::take(&mut barriers), cancel.clone())
-                .await
-                .map_err(ConsumeError::Failed)?;
-            if let Some((lane, msg, item)) = held.take() {
-                queues.push(lane, msg, item);
-            }
+        // A unit still open waits for its end, up to max_unit barriers and half a buffer of
+        // other messages (the other half may sit in the client's pull buffer: with the unit's
+        // barriers, all of it must fit max_ack_pending, or the unit's end is never delivered).
+        let unit_open = barriers.last().is_some_and(|(_, item)| handler.continues(item))
+            && barriers.len() < handler.max_unit().max(handler.max_batch()).max(1)
+            && held.len() + queues.queued < buffer / 2;
+        let more_barriers_possible = held.is_empty() && barriers.len() < handler.max_batch().max(1);
+        let can_read = unit_open
+            || held.is_empty() && barriers.len() < handler.max_batch().max(1) && queues.queued < buffer;
+        let barriers_ready = !barriers.is_empty() && inflight.is_empty() && queues.queued == 0 && !unit_open;
+        if barriers_ready && !more_barriers_possible {
+            run_barriers(&handler, &mut barriers, &mut held, &mut queues, &cancel).await?;
             continue;
         }
-        // Barriers ready to run wait for the next message only briefly.
-        let ready_barriers = !barriers.is_empty() && inflight.is_empty() && queues.queued == 0;
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some((lane, result)) = inflight.next(), if !inflight.is_empty() => {
@@ -208,15 +229,17 @@ pub async fn consume<H: Handler>(
                 }
                 result.map_err(ConsumeError::Failed)?;
             }
-            _ = tokio::time::sleep(BARRIER_LINGER), if ready_barriers => {
-                run_batch(handler.clone(), std::mem::take(&mut barriers), cancel.clone())
-                    .await
-                    .map_err(ConsumeError::Failed)?;
-                if let Some((lane, msg, item)) = held.take() {
-                    queues.push(lane, msg, item);
+            // Barriers ready to run wait for the next message only briefly.
+            _ = tokio::time::sleep(BARRIER_LINGER), if barriers_ready => {
+                run_barriers(&handler, &mut barriers, &mut held, &mut queues, &cancel).await?;
+            }
+            _ = progress.tick(), if !barriers.is_empty() => {
+                // Waiting messages are not in a handler, which would keep them alive.
+                for m in barriers.iter().map(|(m, _)| m).chain(held.iter().map(|(_, m, _)| m)) {
+                    let _ = m.ack_with(AckKind::Progress).await;
                 }
             }
-            next = messages.next(), if held.is_none() && barriers.len() < handler.max_batch().max(1) && queues.queued < buffer => {
+            next = messages.next(), if can_read => {
                 let msg = match next {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => return Err(ConsumeError::Stream(e.to_string())),
@@ -225,7 +248,7 @@ pub async fn consume<H: Handler>(
                 let (lane, item) = handler.prepare(&msg).map_err(ConsumeError::Failed)?;
                 match lane {
                     Lane::Barrier => barriers.push((msg, item)),
-                    Lane::Key(k) if !barriers.is_empty() => held = Some((k, msg, item)),
+                    Lane::Key(k) if !barriers.is_empty() => held.push((k, msg, item)),
                     Lane::Key(k) => queues.push(k, msg, item),
                 }
             }
@@ -234,6 +257,23 @@ pub async fn consume<H: Handler>(
     // Let running transactions finish so their messages get acked.
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while inflight.next().await.is_some() {} })
         .await;
+    Ok(())
+}
+
+/// Runs the waiting barriers, then queues the messages held behind them.
+async fn run_barriers<H: Handler>(
+    handler: &Arc<H>,
+    barriers: &mut Vec<(Message, H::Item)>,
+    held: &mut Vec<(u64, Message, H::Item)>,
+    queues: &mut Queues<H::Item>,
+    cancel: &CancellationToken,
+) -> Result<(), ConsumeError> {
+    run_batch(handler.clone(), std::mem::take(barriers), cancel.clone())
+        .await
+        .map_err(ConsumeError::Failed)?;
+    for (lane, msg, item) in held.drain(..) {
+        queues.push(lane, msg, item);
+    }
     Ok(())
 }
 

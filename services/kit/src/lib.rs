@@ -6,6 +6,7 @@ pub mod args;
 pub mod backoff;
 pub mod consume;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod jobs;
 pub mod members;

@@ -231,7 +231,8 @@ async fn apply_incremental(
     let partitions = spec.incremental.partitions as usize;
     // Room for every lane to have a full group running and the next one queued: a smaller
     // window starved the busiest lane (bench/cdc catch-up: 50 transactions per group at 512).
-    let window = partitions * crate::incremental::MAX_BATCH * 2;
+    // Plus the messages of one split transaction held until its last (see kit::consume).
+    let window = partitions * crate::incremental::MAX_BATCH * 2 + crate::incremental::MAX_UNIT;
     let consumer = consume::durable_consumer(&stream, &name, window).await?;
     tracing::info!(task, p1 = ?p1.as_ref().map(ToString::to_string), "applying incremental changes");
     let applier = Arc::new(IncrementalApplier {

@@ -3,7 +3,6 @@
 
 pub mod checkpoint;
 pub mod error;
-pub mod failpoint;
 pub mod full;
 pub mod incremental;
 pub mod job;

@@ -78,6 +78,8 @@ pub struct Item {
     env: Envelope<ApplyEvent>,
     /// The source transaction's trace, when traces are exported.
     trace: Option<TraceContext>,
+    /// Size of the message, counted against `incremental.max_atomic_mb`.
+    bytes: usize,
 }
 
 impl Handler for IncrementalApplier {
@@ -90,7 +92,17 @@ impl Handler for IncrementalApplier {
             None => (Lane::Barrier, BARRIER_LANE),
         };
         let trace = ferry_kit::trace::context_of(msg.headers.as_ref());
-        Ok((lane, Item { seq, lane: id, env, trace }))
+        Ok((lane, Item { seq, lane: id, env, trace, bytes: msg.payload.len() }))
+    }
+
+    /// A part of a split source transaction that is not its last (the dispatcher makes every
+    /// part a barrier): the consume loop waits for the rest so the unit commits as one.
+    fn continues(&self, item: &Item) -> bool {
+        item.lane == BARRIER_LANE && is_open_part(&item.env.body.event)
+    }
+
+    fn max_unit(&self) -> usize {
+        MAX_UNIT
     }
 
     fn handle<'a>(&'a self, item: &'a Item) -> BoxFuture<'a, Result<Outcome, Failure>> {
@@ -146,7 +158,7 @@ impl IncrementalApplier {
             let position = position_of(item);
             let (source_time, rows, txns, ddl) = match &item.env.body.event {
                 CdcEvent::Transaction(txn) => {
-                    let rows = self.transactions(&[(item, txn)]).await?;
+                    let rows = self.transactions(&[(item, txn)], is_part(txn)).await?;
                     (txn.committed_at, rows.iter().sum(), u64::from(txn.last_part), 0)
                 }
                 CdcEvent::Ddl(d) => {
@@ -199,6 +211,56 @@ fn table_of(txn: &Transaction) -> String {
     txn.tables.first().map_or_else(|| "transaction".into(), |t| t.table.to_string())
 }
 
+/// Whether an event is a part of a split source transaction other than its last.
+fn is_open_part(event: &CdcEvent) -> bool {
+    matches!(event, CdcEvent::Transaction(Transaction { last_part: false, .. }))
+}
+
+/// Whether a transaction message is one part of a source transaction split over several.
+fn is_part(txn: &Transaction) -> bool {
+    txn.part > 0 || !txn.last_part
+}
+
+/// How the split source transactions in a lane's group of ready transactions are committed.
+#[derive(Debug, PartialEq, Eq)]
+enum Unit {
+    /// Each is whole in the group: commit the group.
+    Whole,
+    /// Commit the first `n`: a split transaction starts there and does not end in the group.
+    Cut(usize),
+    /// Commit the first `n` in safe mode: a piece of a split transaction too large to hold, or
+    /// the rest of one whose first pieces committed before.
+    Pieces(usize),
+    /// The group is the beginning of a split transaction whose rest has not arrived: wait.
+    Wait,
+}
+
+/// See [`Unit`]. Only the barrier lane (`holds`) gets whole split transactions (the dispatcher
+/// makes their parts barriers and the consume loop holds them until the last); parts in a
+/// partition lane (from a dispatcher before this rule) are applied as pieces.
+fn split_unit(group: &[(&Item, &Transaction)], limit_bytes: usize, holds: bool) -> Unit {
+    let Some((_, first)) = group.first() else { return Unit::Whole };
+    if first.part > 0 {
+        // Its first pieces committed in an earlier group: the rest are pieces too.
+        let end = group.iter().position(|(_, t)| t.last_part).map_or(group.len(), |e| e + 1);
+        return Unit::Pieces(end);
+    }
+    let Some((_, last)) = group.last().filter(|(_, t)| !t.last_part) else { return Unit::Whole };
+    if !holds {
+        return Unit::Pieces(group.len());
+    }
+    let start = group.iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
+    if start > 0 {
+        return Unit::Cut(start);
+    }
+    let bytes: usize = group.iter().map(|(item, _)| item.bytes).sum();
+    if bytes >= limit_bytes || group.len() >= MAX_UNIT || last.part as usize + 1 >= MAX_UNIT {
+        Unit::Pieces(group.len())
+    } else {
+        Unit::Wait
+    }
+}
+
 /// Logs a message's place in the order chain (`RUST_LOG=ferry_sink=debug`).
 fn trace(item: &Item, what: &str) {
     let ev = &item.env.body;
@@ -238,6 +300,10 @@ fn own_turn(ev: &ApplyEvent, local: u64, applied: &impl Fn(u32) -> u64) -> bool 
 /// are written as their net effect, so larger groups cost the target less per row: bench/cdc
 /// catch-up 21,053 rows/s at 64, 24,938 at 256).
 pub const MAX_BATCH: usize = 256;
+
+/// Most messages of one split source transaction the sink holds to commit it at once (beyond,
+/// or beyond `incremental.max_atomic_mb`, it is applied in pieces; see [`split_unit`]).
+pub const MAX_UNIT: usize = 256;
 
 /// Fewest transactions in a group worth fanning out (see [`IncrementalApplier::fan_out`] and
 /// the task's `incremental.fan_out`).
@@ -318,10 +384,16 @@ impl IncrementalApplier {
     /// Outside safe mode the group is written as its net effect (see `net`); if that finds the
     /// target diverged, the transaction is rolled back and the group written row by row, which
     /// fails at the exact transaction and statement for the report.
-    async fn transactions(&self, group: &[(&Item, &Transaction)]) -> Result<Vec<u64>, Failure> {
-        let normal = group.iter().all(|(item, _)| !self.safe_item(item));
+    ///
+    /// `pieces`: the group is a piece of a split source transaction too large to commit at
+    /// once; it is replayed in safe mode (its other pieces commit separately, and a crash
+    /// between them must converge like the window after a full copy).
+    async fn transactions(&self, group: &[(&Item, &Transaction)], pieces: bool) -> Result<Vec<u64>, Failure> {
+        let normal = !pieces && group.iter().all(|(item, _)| !self.safe_item(item));
         if normal {
-            if group.len() >= FAN_OUT_FROM && self.spec.incremental.fan_out > 1 {
+            // A split transaction commits on one connection, so it is never seen half applied.
+            let whole = group.iter().all(|(_, txn)| !is_part(txn));
+            if whole && group.len() >= FAN_OUT_FROM && self.spec.incremental.fan_out > 1 {
                 if let Some(rows) = self.fan_out(group).await? {
                     return Ok(rows);
                 }
@@ -417,34 +489,47 @@ impl IncrementalApplier {
             Ok(tx)
         });
         let mut open = Vec::with_capacity(scripts.len());
+        let mut failed = None;
         for result in futures::future::join_all(executions).await {
             match result {
                 Ok(tx) => open.push(tx),
-                Err(PartError::Script(f)) if matches!(f.error, RowError::Diverged(_)) => {
-                    // Every part rolls back (nothing was committed): withdraw the intent, so
-                    // the group is written again on one connection with every check.
-                    drop(open);
-                    checkpoint::clear_fanout_intent(&self.pool, &self.task, lane)
-                        .await
-                        .map_err(|e| target_failure(&e, what, "withdrawing a fanned-out group"))?;
-                    return Ok(None);
-                }
-                Err(PartError::Script(f)) => {
-                    let (item, txn) = group[f.txn.min(group.len() - 1)];
-                    return Err(self.failure(f.error, &position_of(item), &table_of(txn)));
-                }
-                Err(PartError::Failed(f)) => return Err(f),
+                Err(e) => failed = failed.or(Some(e)),
             }
+        }
+        if let Some(failed) = failed {
+            // Nothing was committed: every part rolls back and the intent is withdrawn, so the
+            // group is written again (on one connection after a divergence, for the exact
+            // report; else by the retry) with every check, not replayed in safe mode.
+            drop(open);
+            let withdrawn = checkpoint::clear_fanout_intent(&self.pool, &self.task, lane).await;
+            if let Err(e) = &withdrawn {
+                tracing::warn!(
+                    task = self.task,
+                    lane,
+                    "cannot withdraw a fanned-out group ({e}); it is replayed in safe mode"
+                );
+            }
+            return match failed {
+                PartError::Script(f) if matches!(f.error, RowError::Diverged(_)) => {
+                    withdrawn.map_err(|e| target_failure(&e, what, "withdrawing a fanned-out group"))?;
+                    Ok(None)
+                }
+                PartError::Script(f) => {
+                    let (item, txn) = group[f.txn.min(group.len() - 1)];
+                    Err(self.failure(f.error, &position_of(item), &table_of(txn)))
+                }
+                PartError::Failed(f) => Err(f),
+            };
         }
         let executed = Instant::now();
         let commit_spans: Vec<tracing::Span> =
             spans.iter().map(|s| tracing::info_span!(parent: s, "commit")).collect();
         let mut open = open.into_iter();
-        if crate::failpoint::armed(crate::failpoint::FAN_OUT_PARTLY_COMMITTED) {
+        if ferry_kit::failpoint::armed(ferry_kit::failpoint::FAN_OUT_PARTLY_COMMITTED) {
             if let Some(first) = open.next() {
                 first.commit().await.map_err(|e| target_failure(&e, what, "committing a part"))?;
             }
-            crate::failpoint::crash_if_armed(crate::failpoint::FAN_OUT_PARTLY_COMMITTED);
+            ferry_kit::failpoint::crash_if_armed(ferry_kit::failpoint::FAN_OUT_PARTLY_COMMITTED);
         }
         let commits = futures::future::join_all(open.map(|tx| tx.commit())).await;
         if let Some(Err(e)) = commits.into_iter().find(|c| c.is_err()) {
@@ -622,6 +707,8 @@ impl IncrementalApplier {
             let committed = self.lane(lane).apply_seq;
             let mut local = committed;
             let mut group: Vec<(&Item, &Transaction)> = Vec::new();
+            // Where each member of the group is in `items`.
+            let mut at: Vec<usize> = Vec::new();
             while let Some(item) = items.get(i) {
                 let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
                 // Applied before, or a second copy of one in this group (a redelivery).
@@ -635,10 +722,43 @@ impl IncrementalApplier {
                 }
                 local = item.seq;
                 group.push((*item, txn));
+                at.push(i);
                 i += 1;
             }
+            let limit = self.spec.incremental.max_atomic_mb as usize * 1024 * 1024;
+            let pieces = match split_unit(&group, limit, lane == BARRIER_LANE) {
+                Unit::Whole => false,
+                Unit::Cut(n) => {
+                    group.truncate(n);
+                    i = at[n];
+                    false
+                }
+                Unit::Pieces(n) => {
+                    if n < group.len() {
+                        group.truncate(n);
+                        i = at[n];
+                    }
+                    if let Some((first, txn)) = group.first().filter(|(_, t)| t.part == 0) {
+                        tracing::warn!(
+                            task = self.task,
+                            position = %position_of(first),
+                            table = table_of(txn),
+                            "a split source transaction is applied in pieces, in safe mode (larger than \
+                             incremental.max_atomic_mb = {} MiB or {MAX_UNIT} messages, or routed by an \
+                             older dispatcher)",
+                            self.spec.incremental.max_atomic_mb,
+                        );
+                    }
+                    true
+                }
+                Unit::Wait => {
+                    // The rest of the split transaction is not here yet: hand it back whole.
+                    i = at[0];
+                    break;
+                }
+            };
             if !group.is_empty() {
-                let rows = self.transactions(&group).await?;
+                let rows = self.transactions(&group, pieces).await?;
                 for ((item, txn), n) in group.iter().zip(rows) {
                     self.applied(applied_position(item), txn.committed_at, n, u64::from(txn.last_part), 0);
                 }
@@ -805,6 +925,51 @@ mod tests {
             after: Vec::new(),
             event: CdcEvent::Heartbeat(Heartbeat { source_time: chrono::Utc::now() }),
         }
+    }
+
+    /// Messages of one lane: `(part, last_part)` for each, 1 KiB each.
+    fn lane_of(parts: &[(u32, bool)]) -> Vec<(Item, Transaction)> {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(n, (part, last_part))| {
+                let txn = Transaction {
+                    gtid: None,
+                    committed_at: chrono::Utc::now(),
+                    part: *part,
+                    last_part: *last_part,
+                    begin: None,
+                    tables: Vec::new(),
+                    changes: Vec::new(),
+                };
+                let mut ev = event(None, 0, 0, Vec::new());
+                ev.event = CdcEvent::Transaction(txn.clone());
+                let env = Envelope::new("t", format!("m{n}"), None, ev);
+                (Item { seq: n as u64 + 1, lane: BARRIER_LANE, env, trace: None, bytes: 1024 }, txn)
+            })
+            .collect()
+    }
+
+    fn unit_of(parts: &[(u32, bool)], limit: usize, holds: bool) -> Unit {
+        let lane = lane_of(parts);
+        let group: Vec<(&Item, &Transaction)> = lane.iter().map(|(i, t)| (i, t)).collect();
+        split_unit(&group, limit, holds)
+    }
+
+    #[test]
+    fn a_split_transaction_commits_whole_or_waits_for_its_rest() {
+        let whole = (0, true);
+        // Whole transactions, and a split one complete in the group: one commit.
+        assert_eq!(unit_of(&[whole, (0, false), (1, false), (2, true), whole], 1 << 20, true), Unit::Whole);
+        // A split one begun but not ended: commit what comes before it, then wait for the rest.
+        assert_eq!(unit_of(&[whole, whole, (0, false), (1, false)], 1 << 20, true), Unit::Cut(2));
+        assert_eq!(unit_of(&[(0, false), (1, false)], 1 << 20, true), Unit::Wait);
+        // Over the size limit: pieces, in safe mode; and once begun, its rest too (then the
+        // transactions after it whole again).
+        assert_eq!(unit_of(&[(0, false), (1, false)], 2048, true), Unit::Pieces(2));
+        assert_eq!(unit_of(&[(2, false), (3, true), whole], 2048, true), Unit::Pieces(2));
+        // Parts in a partition lane (an older dispatcher) cannot be held together.
+        assert_eq!(unit_of(&[whole, (0, false)], 1 << 20, false), Unit::Pieces(2));
     }
 
     #[test]
