@@ -12,6 +12,7 @@
 //! assembler keeps no state across restarts: a reader resumed at a transaction boundary starts
 //! with nothing open.
 
+use crate::binlog::columns::BinlogColumn;
 use crate::binlog::decode::decode;
 use crate::binlog::reader::{Event, Positioned, RowImage};
 use crate::schema_history::SchemaHistory;
@@ -41,6 +42,13 @@ pub enum AssembleError {
     ColumnCount { table: TableRef, at: BinlogFilePos, got: usize, expected: usize },
     #[error("{table} at {at}: {message}")]
     Value { table: TableRef, at: BinlogFilePos, message: String },
+    /// `column`: the column, what the table map says it was, what the history says.
+    #[error(
+        "rows of {table} at {at} were written when {column}: the table was altered again before the store \
+         read its schema (the store was behind the source across two DDLs of the table); restart the task \
+         from a new full copy"
+    )]
+    SchemaMismatch { table: TableRef, at: BinlogFilePos, column: String },
 }
 
 struct Open {
@@ -104,7 +112,9 @@ impl Assembler {
                 };
                 return Ok(Some(Output::Ddl { ddl, end }));
             }
-            Event::Rows { table, op, rows } => self.rows(table, op, rows, &end, history)?,
+            Event::Rows { table, op, rows, columns } => {
+                self.rows(table, op, rows, &columns, &end, history)?
+            }
             Event::Xid => return Ok(self.commit(ts, end)),
             Event::Heartbeat => return Ok(Some(Output::Heartbeat { end })),
             Event::GtidList(_) | Event::Other => {}
@@ -136,6 +146,7 @@ impl Assembler {
         table: TableRef,
         op: ChangeOp,
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
+        columns: &[BinlogColumn],
         at: &BinlogFilePos,
         history: &SchemaHistory,
     ) -> Result<(), AssembleError> {
@@ -149,6 +160,25 @@ impl Assembler {
         let (Some(version), Some(schema)) = (version, version.and_then(|v| v.schema.as_ref())) else {
             return Err(AssembleError::NoSchema { table, at: at.clone() });
         };
+        if columns.len() != schema.columns.len() && !rows.is_empty() {
+            return Err(AssembleError::ColumnCount {
+                table,
+                at: at.clone(),
+                got: columns.len(),
+                expected: schema.columns.len(),
+            });
+        }
+        if let Some((binlog, c)) = columns.iter().zip(&schema.columns).find(|(b, c)| !b.fits(&c.column_type))
+        {
+            return Err(AssembleError::SchemaMismatch {
+                table,
+                at: at.clone(),
+                column: format!(
+                    "column {} was {binlog:?}, but the schema recorded for that position says {:?}",
+                    c.name, c.column_type
+                ),
+            });
+        }
         let key = (table.clone(), version.number);
         let idx = match open.index.get(&key) {
             Some(i) => *i,
@@ -248,6 +278,9 @@ mod tests {
     fn row(vals: &[Value]) -> RowImage {
         vals.iter().cloned().map(BinlogValue::Value).collect()
     }
+    fn ints(widths: &[u8]) -> Vec<BinlogColumn> {
+        widths.iter().map(|w| BinlogColumn::Int(*w)).collect()
+    }
     fn gtid(seq: u64) -> Event {
         Event::Gtid { gtid: MariaGtid { domain: 0, server: 1, seq }, standalone: false }
     }
@@ -268,13 +301,22 @@ mod tests {
             (None, Some(row(&[Value::Int(2), Value::NULL]))),
         ];
         assert_eq!(
-            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows }, 200), &h),
+            a.push(
+                at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 3]) }, 200),
+                &h
+            ),
             Ok(None)
         );
         let upd =
             vec![(Some(row(&[Value::Int(1), Value::Int(1)])), Some(row(&[Value::Int(1), Value::Int(2)])))];
         assert_eq!(
-            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Update, rows: upd }, 300), &h),
+            a.push(
+                at(
+                    Event::Rows { table: t.clone(), op: ChangeOp::Update, rows: upd, columns: ints(&[4, 3]) },
+                    300
+                ),
+                &h
+            ),
             Ok(None)
         );
         let out = a.push(at(Event::Xid, 400), &h).unwrap();
@@ -287,6 +329,33 @@ mod tests {
         assert_eq!(txn.changes[0].after, Some(vec![json!(1), json!(-1)]), "signed MEDIUMINT corrected");
         assert_eq!(txn.changes[1].after, Some(vec![json!(2), json!(null)]));
         assert_eq!(txn.changes[2].before, Some(vec![json!(1), json!(1)]));
+    }
+
+    #[test]
+    fn rows_written_under_another_schema_stop_capture() {
+        let t = TableRef::new("db", "t");
+        let mut h = SchemaHistory::default();
+        // The catalog was read after a second ALTER had widened `n` to BIGINT.
+        let recorded = schema(&[
+            ("id", ColumnType::Int { bytes: 4, unsigned: false }),
+            ("n", ColumnType::Int { bytes: 8, unsigned: false }),
+        ]);
+        h.record(&t, pos(10), Some(recorded)).unwrap();
+        let mut a = Assembler::new(ObjectFilter { include: vec!["db".into()], exclude: vec![] });
+        a.push(at(gtid(7), 100), &h).unwrap();
+        let rows = vec![(None, Some(row(&[Value::Int(1), Value::Int(-1)])))];
+        let err = a.push(
+            at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 4]) }, 200),
+            &h,
+        );
+        let Err(err @ AssembleError::SchemaMismatch { .. }) = err else { panic!("{err:?}") };
+        let text = err.to_string();
+        assert!(text.contains("column n") && text.contains("new full copy"), "{text}");
+        // A column added since: the table map has fewer columns than the recorded schema.
+        let rows = vec![(None, Some(row(&[Value::Int(1)])))];
+        let err =
+            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 300), &h);
+        assert!(matches!(err, Err(AssembleError::ColumnCount { got: 1, expected: 2, .. })), "{err:?}");
     }
 
     #[test]
@@ -306,15 +375,34 @@ mod tests {
         assert_eq!((ddl.gtid.as_deref(), ddl.database.as_deref(), end), (Some("0-1-9"), Some("db"), pos(60)));
         assert_eq!(a.push(at(Event::Heartbeat, 60), &h), Ok(Some(Output::Heartbeat { end: pos(60) })));
         let rows = vec![(None, Some(row(&[Value::Int(1)])))];
-        let err =
-            a.push(at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows: rows.clone() }, 70), &h);
+        let err = a.push(
+            at(
+                Event::Rows {
+                    table: t.clone(),
+                    op: ChangeOp::Insert,
+                    rows: rows.clone(),
+                    columns: ints(&[4]),
+                },
+                70,
+            ),
+            &h,
+        );
         assert!(matches!(err, Err(AssembleError::RowsOutsideTransaction { .. })));
         a.push(at(gtid(10), 80), &h).unwrap();
-        let err = a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows }, 90), &h);
+        let err =
+            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 90), &h);
         assert!(matches!(err, Err(AssembleError::NoSchema { .. })), "{err:?}");
         let other = vec![(None, Some(row(&[Value::Int(1)])))];
         a.push(
-            at(Event::Rows { table: TableRef::new("elsewhere", "t"), op: ChangeOp::Insert, rows: other }, 95),
+            at(
+                Event::Rows {
+                    table: TableRef::new("elsewhere", "t"),
+                    op: ChangeOp::Insert,
+                    rows: other,
+                    columns: ints(&[4]),
+                },
+                95,
+            ),
             &h,
         )
         .unwrap();

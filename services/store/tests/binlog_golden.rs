@@ -102,9 +102,19 @@ async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
     };
     while let Some(ev) = reader.next().await {
         let ev = ev?;
-        if let Event::Rows { table: t, op, rows } = ev.event {
+        if let Event::Rows { table: t, op, rows, columns } = ev.event {
             if t != table {
                 continue;
+            }
+            // The table map agrees with the catalog on every type (see binlog::columns).
+            ensure!(columns.len() == schema.columns.len(), "table map has {} columns", columns.len());
+            for (b, c) in columns.iter().zip(&schema.columns) {
+                ensure!(
+                    b.fits(&c.column_type),
+                    "column {}: binlog {b:?} vs catalog {:?}",
+                    c.name,
+                    c.column_type
+                );
             }
             for (before, after) in rows {
                 match op {

@@ -18,6 +18,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
+use super::columns::BinlogColumn;
 use super::gtid::{parse_gtid, parse_gtid_list, FL_STANDALONE, GTID_EVENT, GTID_LIST_EVENT};
 
 pub type RowImage = Vec<BinlogValue<'static>>;
@@ -34,6 +35,8 @@ pub enum Event {
         table: TableRef,
         op: ChangeOp,
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
+        /// The columns as the table map describes them (empty for tables not decoded).
+        columns: Vec<BinlogColumn>,
     },
     Query {
         database: String,
@@ -180,13 +183,14 @@ impl Reader {
         };
         let mut rows = Vec::new();
         if self.only.as_ref().is_some_and(|f| !f.includes(&table)) {
-            return Ok(Event::Rows { table, op, rows });
+            return Ok(Event::Rows { table, op, rows, columns: Vec::new() });
         }
+        let columns = BinlogColumn::of_table(tme).map_err(|e| format!("table map of {table}: {e}"))?;
         for row in re.rows(tme) {
             let (before, after) = row.map_err(|e| format!("undecodable row of {table}: {e}"))?;
             rows.push((image(before, &table)?, image(after, &table)?));
         }
-        Ok(Event::Rows { table, op, rows })
+        Ok(Event::Rows { table, op, rows, columns })
     }
 }
 
