@@ -459,6 +459,35 @@ async fn a_split_transaction_commits_on_the_target_as_one() -> Result<()> {
     assert_equal(&db).await
 }
 
+/// Above `incremental.max_atomic_mb` the sink does not hold a split transaction: it applies
+/// it in pieces, in safe mode, and says so; the target still ends equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_transaction_above_max_atomic_mb_is_applied_in_pieces() -> Result<()> {
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_pieces").await?;
+    let stack = Stack::start("pieces").await?;
+    let spec = scenario.render("task.yaml")?.replace("  fan_out: 4\n", "  fan_out: 4\n  max_atomic_mb: 1\n");
+    ensure!(spec.contains("max_atomic_mb: 1"), "spec not changed:\n{spec}");
+    stack.create_and_start(&spec).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    let mut tgt = admin("target").await?;
+    let mut status: mysql_async::Row =
+        tgt.query_first("SHOW MASTER STATUS").await?.context("target binlog")?;
+    let (file, pos): (String, u64) =
+        (status.take(0).context("binlog file")?, status.take(1).context("binlog position")?);
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
+    src.query_drop("INSERT INTO big (id, v, pad) SELECT seq, seq, REPEAT('q', 40) FROM seq_1_to_40000")
+        .await?;
+    let end = source_position().await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(120)).await?;
+    ensure!(v.state == TaskState::Running && v.error.is_none(), "task: {v:?}");
+    let commits = commits_writing(&mut tgt, (&file, pos), &format!("{db}_t.big")).await?;
+    ensure!(commits > 1, "a transaction over max_atomic_mb was committed as {commits} transaction(s)");
+    let log = std::fs::read_to_string(stack.dir.join("sink.log"))?;
+    ensure!(log.contains("applied in pieces"), "the sink did not say it applied the transaction in pieces");
+    assert_equal(&db).await
+}
+
 /// Transactions in the target's binlog from `from` on that wrote `table` (`db.table`).
 async fn commits_writing(conn: &mut mysql_async::Conn, from: (&str, u64), table: &str) -> Result<u64> {
     let files: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await?;

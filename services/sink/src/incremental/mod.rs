@@ -98,7 +98,8 @@ impl Handler for IncrementalApplier {
     /// A part of a split source transaction that is not its last (the dispatcher makes every
     /// part a barrier): the consume loop waits for the rest so the unit commits as one.
     fn continues(&self, item: &Item) -> bool {
-        item.lane == BARRIER_LANE && is_open_part(&item.env.body.event)
+        item.lane == BARRIER_LANE
+            && matches!(&item.env.body.event, CdcEvent::Transaction(t) if !t.last_part && !too_large(item, t, self.atomic_limit()))
     }
 
     fn max_unit(&self) -> usize {
@@ -211,9 +212,13 @@ fn table_of(txn: &Transaction) -> String {
     txn.tables.first().map_or_else(|| "transaction".into(), |t| t.table.to_string())
 }
 
-/// Whether an event is a part of a split source transaction other than its last.
-fn is_open_part(event: &CdcEvent) -> bool {
-    matches!(event, CdcEvent::Transaction(Transaction { last_part: false, .. }))
+/// Whether a split source transaction that has reached `part` (of `item.bytes`) is too large
+/// to hold and commit at once: more than [`MAX_UNIT`] messages, or, as its parts so far are
+/// about as large as this one (only the last is smaller), more than `limit_bytes`. The consume
+/// loop stops holding it and [`split_unit`] applies it in pieces by the same rule.
+fn too_large(item: &Item, part: &Transaction, limit_bytes: usize) -> bool {
+    let parts = part.part as usize + 1;
+    parts >= MAX_UNIT || parts.saturating_mul(item.bytes) >= limit_bytes
 }
 
 /// Whether a transaction message is one part of a source transaction split over several.
@@ -245,16 +250,21 @@ fn split_unit(group: &[(&Item, &Transaction)], limit_bytes: usize, holds: bool) 
         let end = group.iter().position(|(_, t)| t.last_part).map_or(group.len(), |e| e + 1);
         return Unit::Pieces(end);
     }
-    let Some((_, last)) = group.last().filter(|(_, t)| !t.last_part) else { return Unit::Whole };
+    // One too large to hold goes in pieces from its first part, even if it is complete here.
+    if let Some(j) = group.iter().position(|(item, t)| is_part(t) && too_large(item, t, limit_bytes)) {
+        let start = group[..=j].iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
+        return if start > 0 { Unit::Cut(start) } else { Unit::Pieces(j + 1) };
+    }
+    if group.last().is_none_or(|(_, t)| t.last_part) {
+        return Unit::Whole;
+    }
     if !holds {
         return Unit::Pieces(group.len());
     }
     let start = group.iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
     if start > 0 {
-        return Unit::Cut(start);
-    }
-    let bytes: usize = group.iter().map(|(item, _)| item.bytes).sum();
-    if bytes >= limit_bytes || group.len() >= MAX_UNIT || last.part as usize + 1 >= MAX_UNIT {
+        Unit::Cut(start)
+    } else if group.len() >= MAX_UNIT {
         Unit::Pieces(group.len())
     } else {
         Unit::Wait
@@ -618,6 +628,11 @@ impl IncrementalApplier {
         Ok(Some(rows))
     }
 
+    /// `incremental.max_atomic_mb` in bytes.
+    fn atomic_limit(&self) -> usize {
+        (self.spec.incremental.max_atomic_mb as usize).saturating_mul(1024 * 1024)
+    }
+
     fn safe(&self, position: &SourcePosition) -> bool {
         self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1)
     }
@@ -725,8 +740,7 @@ impl IncrementalApplier {
                 at.push(i);
                 i += 1;
             }
-            let limit = self.spec.incremental.max_atomic_mb as usize * 1024 * 1024;
-            let pieces = match split_unit(&group, limit, lane == BARRIER_LANE) {
+            let pieces = match split_unit(&group, self.atomic_limit(), lane == BARRIER_LANE) {
                 Unit::Whole => false,
                 Unit::Cut(n) => {
                     group.truncate(n);
@@ -967,6 +981,8 @@ mod tests {
         // Over the size limit: pieces, in safe mode; and once begun, its rest too (then the
         // transactions after it whole again).
         assert_eq!(unit_of(&[(0, false), (1, false)], 2048, true), Unit::Pieces(2));
+        assert_eq!(unit_of(&[(0, false), (1, false), (2, true)], 2048, true), Unit::Pieces(2));
+        assert_eq!(unit_of(&[whole, (0, false), (1, false), (2, true)], 2048, true), Unit::Cut(1));
         assert_eq!(unit_of(&[(2, false), (3, true), whole], 2048, true), Unit::Pieces(2));
         // Parts in a partition lane (an older dispatcher) cannot be held together.
         assert_eq!(unit_of(&[whole, (0, false)], 1 << 20, false), Unit::Pieces(2));
