@@ -16,6 +16,7 @@ use ferry_schemas::task::{Endpoint, Phase, TaskSpec};
 use ferry_schemas::value::ColumnType;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -250,6 +251,18 @@ async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
 
 /// Error codes of a refused privilege.
 const ACCESS_DENIED: &[u16] = &[1044, 1045, 1142, 1227];
+/// MariaDB: a replica with the same server id is already connected.
+const SAME_REPLICA_ID: u16 = 4052;
+
+static PROBES: AtomicU32 = AtomicU32::new(0);
+
+/// A replica server id for one binlog probe, in 4,000,000,000..4,290,000,000 (store ids are
+/// below 1,001,000,000). Each probe gets its own: a dump with the store's id would disconnect
+/// the store, and two prechecks running at once with one id refused each other (MariaDB 4052).
+fn probe_id() -> u32 {
+    let n = PROBES.fetch_add(1, Ordering::Relaxed) % 100_000;
+    4_000_000_000 + (std::process::id() % 2_900) * 100_000 + n
+}
 
 /// REPLICATION CLIENT and SLAVE, and that the binlog still holds where capture starts.
 async fn check_replication(
@@ -281,9 +294,18 @@ async fn check_replication(
         }
     };
     let Some(end) = ferry_mysql::position::current(conn).await.ok().flatten() else { return };
-    // A replica id of its own: a second dump with the store's id would disconnect the store.
-    let probe_id = 4_000_000_000 + (std::process::id() % 100_000_000);
-    if let Err(e) = binlog_access::probe_dump(&spec.source, probe_id, &end.binlog).await {
+    let mut probe = binlog_access::probe_dump(&spec.source, probe_id(), &end.binlog).await;
+    for _ in 0..3 {
+        match &probe {
+            // Another reader has that id (a probe of another task's precheck): try another one.
+            Err(e) if server_code_of(e).is_some_and(|c| c == SAME_REPLICA_ID) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                probe = binlog_access::probe_dump(&spec.source, probe_id(), &end.binlog).await;
+            }
+            _ => break,
+        }
+    }
+    if let Err(e) = probe {
         out.push(refused(
             e,
             "REPLICATION SLAVE",
@@ -381,5 +403,17 @@ async fn check_target(
                 None,
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_binlog_probe_gets_its_own_replica_id_away_from_the_stores() {
+        let ids: std::collections::HashSet<u32> = (0..1000).map(|_| probe_id()).collect();
+        assert_eq!(ids.len(), 1000, "two probes shared a replica id");
+        assert!(ids.iter().all(|id| (4_000_000_000..4_290_000_000).contains(id)));
     }
 }
