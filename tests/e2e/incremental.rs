@@ -146,9 +146,14 @@ async fn one_transaction(conn: &mut mysql_async::Conn, rng: &mut StdRng, next_id
 
 /// The source's current binlog position.
 pub async fn source_position() -> Result<BinlogFilePos> {
-    let mut conn = admin("source").await?;
+    binlog_position("source").await
+}
+
+/// The current end of the binlog of `which` server (`source`, `target`).
+pub async fn binlog_position(which: &str) -> Result<BinlogFilePos> {
+    let mut conn = admin(which).await?;
     let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
-    let row = row.context("binary logging is off on the source")?;
+    let row = row.with_context(|| format!("binary logging is off on the {which}"))?;
     let file: String = row.get(0).context("file")?;
     let offset: u64 = row.get(1).context("position")?;
     Ok(BinlogFilePos { file, offset })
@@ -420,10 +425,7 @@ async fn a_split_transaction_commits_on_the_target_as_one() -> Result<()> {
     let Syncing { db, task, mut stack, mut src, _cleanup } = start_syncing("e2e_split", "split").await?;
     const ROWS: u64 = 40_000;
     let mut tgt = admin("target").await?;
-    let mut status: mysql_async::Row =
-        tgt.query_first("SHOW MASTER STATUS").await?.context("target binlog")?;
-    let (file, pos): (String, u64) =
-        (status.take(0).context("binlog file")?, status.take(1).context("binlog position")?);
+    let from = binlog_position("target").await?;
     let js = async_nats::jetstream::new(async_nats::connect(&stack.nats.url).await?);
     let mut cdc = js.get_stream(ferry_schemas::names::cdc_stream(&task)).await?;
     let cdc_before = cdc.info().await?.state.last_sequence;
@@ -451,7 +453,7 @@ async fn a_split_transaction_commits_on_the_target_as_one() -> Result<()> {
     let written: u64 =
         tgt.query_first(format!("SELECT COUNT(*) FROM `{db}_t`.big")).await?.context("count")?;
     ensure!(written == ROWS, "target holds {written} of {ROWS} rows");
-    let commits = commits_writing(&mut tgt, (&file, pos), &format!("{db}_t.big")).await?;
+    let commits = commits_writing(&mut tgt, &from, &format!("{db}_t.big")).await?;
     ensure!(
         commits == 1,
         "the {parts}-part transaction was committed on the target as {commits} transactions"
@@ -470,10 +472,7 @@ async fn a_split_transaction_above_max_atomic_mb_is_applied_in_pieces() -> Resul
     stack.create_and_start(&spec).await?;
     wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
     let mut tgt = admin("target").await?;
-    let mut status: mysql_async::Row =
-        tgt.query_first("SHOW MASTER STATUS").await?.context("target binlog")?;
-    let (file, pos): (String, u64) =
-        (status.take(0).context("binlog file")?, status.take(1).context("binlog position")?);
+    let from = binlog_position("target").await?;
     let mut src = admin("source").await?;
     src.query_drop(format!("USE `{db}`")).await?;
     src.query_drop("INSERT INTO big (id, v, pad) SELECT seq, seq, REPEAT('q', 40) FROM seq_1_to_40000")
@@ -481,7 +480,7 @@ async fn a_split_transaction_above_max_atomic_mb_is_applied_in_pieces() -> Resul
     let end = source_position().await?;
     let v = wait_applied(&stack, &task, &end, Duration::from_secs(120)).await?;
     ensure!(v.state == TaskState::Running && v.error.is_none(), "task: {v:?}");
-    let commits = commits_writing(&mut tgt, (&file, pos), &format!("{db}_t.big")).await?;
+    let commits = commits_writing(&mut tgt, &from, &format!("{db}_t.big")).await?;
     ensure!(commits > 1, "a transaction over max_atomic_mb was committed as {commits} transaction(s)");
     let log = std::fs::read_to_string(stack.dir.join("sink.log"))?;
     ensure!(log.contains("applied in pieces"), "the sink did not say it applied the transaction in pieces");
@@ -489,13 +488,13 @@ async fn a_split_transaction_above_max_atomic_mb_is_applied_in_pieces() -> Resul
 }
 
 /// Transactions in the target's binlog from `from` on that wrote `table` (`db.table`).
-async fn commits_writing(conn: &mut mysql_async::Conn, from: (&str, u64), table: &str) -> Result<u64> {
+async fn commits_writing(conn: &mut mysql_async::Conn, from: &BinlogFilePos, table: &str) -> Result<u64> {
     let files: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await?;
     let mut commits = 0;
     let mut writes_table = false;
     let marker = format!("({table})");
-    for (name, _) in files.iter().filter(|(name, _)| name.as_str() >= from.0) {
-        let start = if name == from.0 { from.1 } else { 4 };
+    for (name, _) in files.iter().filter(|(name, _)| *name >= from.file) {
+        let start = if *name == from.file { from.offset } else { 4 };
         let events: Vec<(String, u64, String, u64, u64, Option<String>)> =
             conn.query(format!("SHOW BINLOG EVENTS IN '{name}' FROM {start}")).await?;
         for (_, _, kind, _, _, info) in events {
