@@ -273,13 +273,14 @@ async fn check_replication(
 ) {
     let user = &spec.source.user;
     // A refused probe names the missing privilege; another failure says what could not be done.
+    // A refused privilege gets the GRANT as its fix; any other failure the fix for its error.
     let refused = |e: ferry_mysql::SourceError, privilege: &str, doing: &str, grant: &str| {
-        let message = if server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c)) {
-            format!("the source user {user} may not {doing} ({privilege}): {e}")
+        let (message, fix) = if server_code_of(&e).is_some_and(|c| ACCESS_DENIED.contains(&c)) {
+            (format!("the source user {user} may not {doing} ({privilege}): {e}"), grant)
         } else {
-            format!("cannot {doing} on the source: {e}")
+            (format!("cannot {doing} on the source: {e}"), e.code_and_fix().1)
         };
-        fail("replication_privilege", Some(user.clone()), message, grant)
+        fail("replication_privilege", Some(user.clone()), message, fix)
     };
     let files = match binlog_access::binary_logs(conn).await {
         Ok(f) => f,
