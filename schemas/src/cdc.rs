@@ -81,6 +81,13 @@ pub struct Transaction {
     pub changes: Vec<RowChange>,
 }
 
+impl Transaction {
+    /// Whether this message is one part of a source transaction split over several.
+    pub fn is_split(&self) -> bool {
+        self.part > 0 || !self.last_part
+    }
+}
+
 /// A statement that changes structure (or TRUNCATE), applied as a barrier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DdlEvent {

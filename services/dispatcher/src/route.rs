@@ -106,11 +106,6 @@ pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
     out
 }
 
-/// Whether a transaction message is one part of a source transaction split over several.
-pub fn is_split(txn: &Transaction) -> bool {
-    txn.part > 0 || !txn.last_part
-}
-
 /// Whether a transaction whose keys are in flight in several partitions joins them (`after`
 /// dependencies) instead of becoming a barrier. On: a barrier runs alone after every lane
 /// drained, and while the sink lags (catch-up) nearly every multi-row transaction of a random
@@ -143,7 +138,7 @@ impl Causality {
         applied_below: u64,
     ) -> (Option<u32>, Vec<Join>) {
         let CdcEvent::Transaction(txn) = event else { return (None, Vec::new()) };
-        if is_split(txn) {
+        if txn.is_split() {
             return (None, Vec::new());
         }
         if txn.changes.is_empty() {

@@ -159,7 +159,7 @@ impl IncrementalApplier {
             let position = position_of(item);
             let (source_time, rows, txns, ddl) = match &item.env.body.event {
                 CdcEvent::Transaction(txn) => {
-                    let rows = self.transactions(&[(item, txn)], is_part(txn)).await?;
+                    let rows = self.transactions(&[(item, txn)], txn.is_split()).await?;
                     (txn.committed_at, rows.iter().sum(), u64::from(txn.last_part), 0)
                 }
                 CdcEvent::Ddl(d) => {
@@ -221,11 +221,6 @@ fn too_large(item: &Item, part: &Transaction, limit_bytes: usize) -> bool {
     parts >= MAX_UNIT || parts.saturating_mul(item.bytes) >= limit_bytes
 }
 
-/// Whether a transaction message is one part of a source transaction split over several.
-fn is_part(txn: &Transaction) -> bool {
-    txn.part > 0 || !txn.last_part
-}
-
 /// How the split source transactions in a lane's group of ready transactions are committed.
 #[derive(Debug, PartialEq, Eq)]
 enum Unit {
@@ -251,7 +246,7 @@ fn split_unit(group: &[(&Item, &Transaction)], limit_bytes: usize, holds: bool) 
         return Unit::Pieces(end);
     }
     // One too large to hold goes in pieces from its first part, even if it is complete here.
-    if let Some(j) = group.iter().position(|(item, t)| is_part(t) && too_large(item, t, limit_bytes)) {
+    if let Some(j) = group.iter().position(|(item, t)| t.is_split() && too_large(item, t, limit_bytes)) {
         let start = group[..=j].iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
         return if start > 0 { Unit::Cut(start) } else { Unit::Pieces(j + 1) };
     }
@@ -402,7 +397,7 @@ impl IncrementalApplier {
         let normal = !pieces && group.iter().all(|(item, _)| !self.safe_item(item));
         if normal {
             // A split transaction commits on one connection, so it is never seen half applied.
-            let whole = group.iter().all(|(_, txn)| !is_part(txn));
+            let whole = group.iter().all(|(_, txn)| !txn.is_split());
             if whole && group.len() >= FAN_OUT_FROM && self.spec.incremental.fan_out > 1 {
                 if let Some(rows) = self.fan_out(group).await? {
                     return Ok(rows);
