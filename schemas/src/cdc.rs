@@ -11,18 +11,39 @@
 use crate::full::BatchColumn;
 use crate::position::BinlogFilePos;
 use crate::table::{TableRef, TableSchema};
+use crate::tagged::{self, TagFirst};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CdcEvent {
     Transaction(Transaction),
     Ddl(DdlEvent),
     /// Published at least once a second while the source is idle, so delay stays measurable.
     Heartbeat(Heartbeat),
+}
+
+impl TagFirst for CdcEvent {
+    const TAG: &'static str = "type";
+    const VARIANTS: &'static [&'static str] = &["transaction", "ddl", "heartbeat"];
+
+    fn variant<'de, D: Deserializer<'de>>(tag: &str, fields: D) -> Result<Self, D::Error> {
+        match tag {
+            "transaction" => Transaction::deserialize(fields).map(Self::Transaction),
+            "ddl" => DdlEvent::deserialize(fields).map(Self::Ddl),
+            "heartbeat" => Heartbeat::deserialize(fields).map(Self::Heartbeat),
+            _ => Err(serde::de::Error::unknown_variant(tag, Self::VARIANTS)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CdcEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// A table's columns at one schema version (its DDL position in the binlog).

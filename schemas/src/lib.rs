@@ -17,6 +17,7 @@ pub mod names;
 pub mod position;
 pub mod status;
 pub mod table;
+mod tagged;
 pub mod task;
 pub mod value;
 

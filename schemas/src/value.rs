@@ -7,13 +7,14 @@
 //! fractional digits (`YYYY-MM-DDTHH:MM:SS.ffffff`; TIMESTAMP in UTC with a `Z`; zero dates kept),
 //! ENUM/SET labels, BIT an unsigned number, JSON its text, NULL null.
 
+use crate::tagged::{self, TagFirst};
 use base64::Engine;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
 
 /// What a column holds, as far as exact transport is concerned.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ColumnType {
     /// TINYINT (1) .. BIGINT (8) bytes wide.
@@ -54,6 +55,81 @@ pub enum ColumnType {
         width: u8,
     },
     Json,
+}
+
+impl TagFirst for ColumnType {
+    const TAG: &'static str = "kind";
+    const VARIANTS: &'static [&'static str] = &[
+        "int",
+        "decimal",
+        "float",
+        "double",
+        "text",
+        "binary",
+        "date",
+        "date_time",
+        "timestamp",
+        "time",
+        "year",
+        "enum",
+        "set",
+        "bit",
+        "json",
+    ];
+
+    fn variant<'de, D: Deserializer<'de>>(tag: &str, fields: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Int {
+            bytes: u8,
+            unsigned: bool,
+        }
+        #[derive(Deserialize)]
+        struct Decimal {
+            precision: u8,
+            scale: u8,
+        }
+        #[derive(Deserialize)]
+        struct Text {
+            charset: String,
+        }
+        #[derive(Deserialize)]
+        struct Fsp {
+            fsp: u8,
+        }
+        #[derive(Deserialize)]
+        struct Labels {
+            labels: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Bit {
+            width: u8,
+        }
+        Ok(match tag {
+            "int" => Int::deserialize(fields).map(|f| Self::Int { bytes: f.bytes, unsigned: f.unsigned })?,
+            "decimal" => Decimal::deserialize(fields)
+                .map(|f| Self::Decimal { precision: f.precision, scale: f.scale })?,
+            "float" => tagged::unit(Self::Float, fields)?,
+            "double" => tagged::unit(Self::Double, fields)?,
+            "text" => Self::Text { charset: Text::deserialize(fields)?.charset },
+            "binary" => tagged::unit(Self::Binary, fields)?,
+            "date" => tagged::unit(Self::Date, fields)?,
+            "date_time" => Self::DateTime { fsp: Fsp::deserialize(fields)?.fsp },
+            "timestamp" => Self::Timestamp { fsp: Fsp::deserialize(fields)?.fsp },
+            "time" => Self::Time { fsp: Fsp::deserialize(fields)?.fsp },
+            "year" => tagged::unit(Self::Year, fields)?,
+            "enum" => Self::Enum { labels: Labels::deserialize(fields)?.labels },
+            "set" => Self::Set { labels: Labels::deserialize(fields)?.labels },
+            "bit" => Self::Bit { width: Bit::deserialize(fields)?.width },
+            "json" => tagged::unit(Self::Json, fields)?,
+            _ => return Err(serde::de::Error::unknown_variant(tag, Self::VARIANTS)),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// A typed cell value.
