@@ -370,6 +370,51 @@ async fn a_diverged_target_pauses_the_task_with_the_table_and_position() -> Resu
     Ok(())
 }
 
+/// Rows that existed and changed in a table keyed only by its primary key are rewritten in
+/// place with one multi-row REPLACE whose count must be two per row. A target row that already
+/// holds its new values counts one, as a missing row does: the first is harmless and must
+/// apply (the group is planned again row by row, which tells them apart), the second must
+/// pause the task as diverged with nothing of the transaction applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewritten_row_missing_on_the_target_pauses_the_task() -> Result<()> {
+    let Syncing { db, task, stack, mut src, _cleanup } = start_syncing("e2e_rw", "rewrite").await?;
+    let mut tgt = admin("target").await?;
+    tgt.query_drop(format!("USE `{db}_t`")).await?;
+    src.query_drop("INSERT INTO big (id, v) VALUES (1, 1), (2, 2), (3, 3), (4, 4)").await?;
+    let end = source_position().await?;
+    let v = wait_applied(&stack, &task, &end, Duration::from_secs(60)).await?;
+    ensure!(v.incremental.as_ref().is_some_and(|i| !i.safe_mode), "still in safe mode: {v:?}");
+
+    // Row 2 on the target already holds what the source is about to write: applied anyway.
+    tgt.query_drop("UPDATE big SET v = 20 WHERE id = 2").await?;
+    src.query_drop("UPDATE big SET v = v * 10 WHERE id IN (1, 2)").await?;
+    let end = source_position().await?;
+    wait_applied(&stack, &task, &end, Duration::from_secs(60)).await?;
+    let got: Vec<(i64, i64)> = tgt.query("SELECT id, v FROM big WHERE id IN (1, 2) ORDER BY id").await?;
+    ensure!(got == vec![(1, 10), (2, 20)], "target rows after the rewrite: {got:?}");
+
+    // Row 4 is lost on the target; the source rewrites it with row 3.
+    tgt.query_drop("DELETE FROM big WHERE id = 4").await?;
+    src.query_drop("UPDATE big SET v = v + 100 WHERE id IN (3, 4)").await?;
+    let v = eventually("the task to pause", Duration::from_secs(60), || async {
+        let v = stack.status(&task).await?;
+        Ok((v.state == TaskState::Paused).then_some(v))
+    })
+    .await?;
+    let err = v.error.clone().context("paused without an error")?;
+    ensure!(
+        err.code == "target_diverged"
+            && err.object.as_deref().is_some_and(|o| o.contains("big"))
+            && err.message.contains("not in the target"),
+        "report: {err:?}"
+    );
+    let row3: Option<i64> = tgt.query_first("SELECT v FROM big WHERE id = 3").await?;
+    ensure!(row3 == Some(3), "row 3 was changed by a failed transaction: {row3:?}");
+    let row4: Option<i64> = tgt.query_first("SELECT v FROM big WHERE id = 4").await?;
+    ensure!(row4.is_none(), "row 4 was written back by a failed transaction: {row4:?}");
+    Ok(())
+}
+
 /// The applied totals in the task status come from the lanes' checkpoints on the target: a
 /// sink killed and restarted neither forgets nor double-counts what it applied.
 /// A large group is written over several connections at once (sink `fan_out`). A crash after

@@ -505,7 +505,13 @@ impl IncrementalApplier {
             // Nothing was committed: every part rolls back and the intent is withdrawn, so the
             // group is written again (on one connection after a divergence, for the exact
             // report; else by the retry) with every check, not replayed in safe mode.
-            drop(open);
+            for tx in open {
+                // Explicitly, so no lock outlives the attempt (a dropped transaction rolls
+                // back only once its connection is next used).
+                if let Err(e) = tx.rollback().await {
+                    tracing::warn!(task = self.task, lane, "rolling back a part failed ({e})");
+                }
+            }
             let withdrawn = checkpoint::clear_fanout_intent(&self.pool, &self.task, lane).await;
             if let Err(e) = &withdrawn {
                 tracing::warn!(
@@ -601,7 +607,9 @@ impl IncrementalApplier {
         };
         if let Err(f) = script.run(&mut tx).await {
             if compacted && matches!(f.error, RowError::Diverged(_)) {
-                // Dropping `tx` rolls the group back.
+                // Rolled back before the row-by-row attempt, which may run on another
+                // connection and would otherwise wait for this one's row locks.
+                tx.rollback().await.map_err(|e| target_failure(&e, &what, "rolling back"))?;
                 return Ok(None);
             }
             let (item, txn) = group[f.txn.min(group.len() - 1)];

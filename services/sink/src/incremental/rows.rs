@@ -45,6 +45,11 @@ impl<'a> Shape<'a> {
         Self { tv, find: if keyless { write.clone() } else { find }, write, keyless }
     }
 
+    /// Whether the table has a unique key besides the one rows are found by.
+    pub fn other_unique_keys(&self) -> bool {
+        self.tv.unique_keys.iter().any(|u| *u != self.tv.key)
+    }
+
     /// `(a, b, c)`: the written columns.
     fn column_list(&self) -> String {
         let names: Vec<String> = self.write.iter().map(|i| quote_ident(&self.tv.columns[*i].name)).collect();
@@ -196,6 +201,24 @@ pub(super) fn write_rows(
     strict: bool,
 ) {
     let table = &shape.tv.table;
+    write_checked_rows(script, shape, verb, rows, |_| {
+        if strict {
+            Check::NoDuplicate(format!("insert into {table} hit an existing row with the same key"))
+        } else {
+            Check::Nothing
+        }
+    });
+}
+
+/// Like [`write_rows`], with `check(rows in the statement)` for each statement.
+pub(super) fn write_checked_rows(
+    script: &mut Script,
+    shape: &Shape<'_>,
+    verb: &str,
+    rows: &[Vec<SqlValue>],
+    check: impl Fn(usize) -> Check,
+) {
+    let table = &shape.tv.table;
     let head = format!("{verb} INTO {} {} VALUES ", table.quoted(), shape.column_list());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = head.clone();
@@ -209,12 +232,7 @@ pub(super) fn write_rows(
             }
             sql.push(')');
         }
-        let check = if strict {
-            Check::NoDuplicate(format!("insert into {table} hit an existing row with the same key"))
-        } else {
-            Check::Nothing
-        };
-        script.push(&sql, format!("{verb} INTO {table}"), check);
+        script.push(&sql, format!("{verb} INTO {table}"), check(chunk.len()));
     }
 }
 

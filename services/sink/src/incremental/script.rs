@@ -106,11 +106,18 @@ impl Script {
     ) -> Result<(), ScriptError> {
         let mut next = first;
         let mut results = sqlx::raw_sql(sql).fetch_many(&mut *conn);
+        // A failed check does not stop the server: every result is still read, or the
+        // connection would be left mid-response (it hung the next use of it, the rollback).
+        let mut diverged: Option<ScriptError> = None;
         loop {
             let item = match results.try_next().await {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(e) => {
+                    // The server stops at a failing statement: this is the last result.
+                    if let Some(first_failure) = diverged {
+                        return Err(first_failure);
+                    }
                     let failed = &self.statements[next.min(last)];
                     let error = match (&failed.check, crate::error::target_code(&e)) {
                         (Check::NoDuplicate(how), Some(1062)) => RowError::Diverged(format!("{how}: {e}")),
@@ -120,18 +127,25 @@ impl Script {
                 }
             };
             let Either::Left(done) = item else { continue };
-            let Some(statement) = self.statements.get(next) else { break };
-            let diverged = match &statement.check {
+            if diverged.is_some() {
+                continue;
+            }
+            let Some(statement) = self.statements.get(next) else { continue };
+            let how = match &statement.check {
                 Check::MustMatch(how) if done.rows_affected() == 0 => Some(how.clone()),
                 Check::Exactly(n, how) if done.rows_affected() != *n => {
                     Some(format!("{how} ({} of {n} found)", done.rows_affected()))
                 }
                 _ => None,
             };
-            if let Some(how) = diverged {
-                return Err(ScriptError { txn: statement.txn, error: RowError::Diverged(how) });
+            if let Some(how) = how {
+                diverged = Some(ScriptError { txn: statement.txn, error: RowError::Diverged(how) });
+                continue;
             }
             next += 1;
+        }
+        if let Some(first_failure) = diverged {
+            return Err(first_failure);
         }
         if next != last + 1 {
             let what = self.statements.get(next).map_or_else(String::new, |s| s.what.clone());
