@@ -134,6 +134,11 @@ impl FromStr for MariaGtidList {
 pub struct MysqlGtidSet(pub BTreeMap<String, Vec<(u64, u64)>>);
 
 impl MysqlGtidSet {
+    /// True when the transaction `uuid:gno` is in the set.
+    pub fn has(&self, uuid: &str, gno: u64) -> bool {
+        self.0.get(uuid).is_some_and(|ivs| ivs.iter().any(|&(a, b)| a <= gno && gno <= b))
+    }
+
     /// True when every transaction of `other` is in `self`.
     pub fn contains(&self, other: &MysqlGtidSet) -> bool {
         other.0.iter().all(|(uuid, ivs)| {
@@ -205,6 +210,26 @@ impl FromStr for MysqlGtidSet {
 pub enum GtidState {
     Mariadb(MariaGtidList),
     Mysql(MysqlGtidSet),
+}
+
+/// A MySQL GTID set when the text has a `uuid:` part, else a MariaDB GTID list; never empty.
+impl FromStr for GtidState {
+    type Err = PositionParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let state = if s.contains(':') {
+            GtidState::Mysql(s.parse::<MysqlGtidSet>()?)
+        } else {
+            GtidState::Mariadb(s.parse::<MariaGtidList>()?)
+        };
+        let empty = match &state {
+            GtidState::Mysql(set) => set.0.values().all(Vec::is_empty),
+            GtidState::Mariadb(list) => list.0.is_empty(),
+        };
+        if empty {
+            return Err(parse_err(s, "no GTID in it"));
+        }
+        Ok(state)
+    }
 }
 
 /// A position in the source's binlog. Ordered by the file position (a total order on one

@@ -193,8 +193,10 @@ pub struct IncrementalOptions {
     /// binlog when the task first starts). With a full phase capture starts at its P0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<crate::position::BinlogFilePos>,
-    /// Start after the transaction with this MariaDB GTID (`domain-server-seq`, one per
-    /// domain, comma-separated: the replica's `gtid_slave_pos` style).
+    /// Start after these transactions: a MariaDB GTID list (`domain-server-seq`, one per
+    /// domain, comma-separated: the replica's `gtid_slave_pos` style) or a MySQL GTID set
+    /// (`uuid:1-77,uuid2:1-5`: the replica's `gtid_executed` style); capture starts at the
+    /// first transaction not in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_gtid: Option<String>,
     /// Start at the first transaction committed at or after this time (RFC 3339).
@@ -530,11 +532,12 @@ impl TaskSpec {
             ));
         }
         if let Some(g) = &i.start_gtid {
-            if g.parse::<crate::position::MariaGtidList>().map_or(true, |l| l.0.is_empty()) {
+            if let Err(e) = g.parse::<crate::position::GtidState>() {
                 out.push(problem(
                     "incremental.start_gtid",
-                    format!("{g:?} is not a MariaDB GTID list"),
-                    "write it as domain-server-sequence, e.g. 0-1-1403 (several domains: 0-1-1403,1-2-77)",
+                    format!("{g:?} is neither a MariaDB GTID list nor a MySQL GTID set ({})", e.reason),
+                    "MariaDB: domain-server-sequence, e.g. 0-1-1403 (several domains: 0-1-1403,1-2-77); \
+                     MySQL: the executed set, e.g. 3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77",
                 ));
             }
         }
@@ -677,6 +680,20 @@ mod tests {
         assert!(fields(spec(serde_json::json!({"start_gtid": "0-1-100,1-2-7"}))).is_empty());
         assert!(fields(spec(serde_json::json!({"start_time": "2026-11-21T10:00:00Z"}))).is_empty());
         assert_eq!(fields(spec(serde_json::json!({"start_gtid": "0-1"}))), vec!["incremental.start_gtid"]);
+        let mysql = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77:80,4e11fa47-71ca-11e1-9e33-c80aa9429562:5";
+        assert!(fields(spec(serde_json::json!({"start_gtid": mysql}))).is_empty());
+        for bad in [
+            "3e11fa47:1-7",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:7-1",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562",
+            ",",
+        ] {
+            assert_eq!(
+                fields(spec(serde_json::json!({"start_gtid": bad}))),
+                vec!["incremental.start_gtid"],
+                "{bad}"
+            );
+        }
         assert_eq!(
             fields(spec(serde_json::json!({"start_gtid": "0-1-5", "start_time": "2026-11-21T10:00:00Z"}))),
             vec!["incremental.start_time"]

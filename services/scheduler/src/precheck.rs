@@ -217,12 +217,20 @@ async fn check_view(conn: &mut Conn, v: &TableRef, out: &mut Vec<CheckResult>) {
 async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
     let vars: Vec<(String, String)> = conn
         .query(
-            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image')",
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', \
+             'binlog_transaction_compression', 'binlog_row_value_options')",
         )
         .await
         .unwrap_or_default();
+    out.extend(binlog_problems(&vars));
+}
+
+/// What the source's binlog settings (`SHOW GLOBAL VARIABLES`) prevent. The last two exist on
+/// MySQL 8 only: a compressed transaction or a partial JSON update cannot be decoded.
+fn binlog_problems(vars: &[(String, String)]) -> Vec<CheckResult> {
     let get =
         |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_ascii_uppercase()).unwrap_or_default();
+    let mut out = Vec::new();
     if get("log_bin") != "ON" {
         out.push(fail(
             "binlog",
@@ -247,6 +255,23 @@ async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
             "SET GLOBAL binlog_row_image = 'FULL'",
         ));
     }
+    if get("binlog_transaction_compression") == "ON" {
+        out.push(fail(
+            "binlog",
+            None,
+            "binlog_transaction_compression is ON: compressed transactions cannot be captured".into(),
+            "SET GLOBAL binlog_transaction_compression = OFF (and in the server config)",
+        ));
+    }
+    if get("binlog_row_value_options").contains("PARTIAL_JSON") {
+        out.push(fail(
+            "binlog",
+            None,
+            "binlog_row_value_options is PARTIAL_JSON: partial JSON updates carry no full row image".into(),
+            "SET GLOBAL binlog_row_value_options = '' (and in the server config)",
+        ));
+    }
+    out
 }
 
 /// Error codes of a refused privilege.
@@ -416,5 +441,28 @@ mod tests {
         let ids: std::collections::HashSet<u32> = (0..1000).map(|_| probe_id()).collect();
         assert_eq!(ids.len(), 1000, "two probes shared a replica id");
         assert!(ids.iter().all(|id| (4_000_000_000..4_290_000_000).contains(id)));
+    }
+
+    #[test]
+    fn binlog_settings_that_lose_or_hide_changes_are_refused_with_their_fix() {
+        let vars = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+            // The first of a name counts: `extra` overrides the defaults after it.
+            extra
+                .iter()
+                .chain(&[("log_bin", "ON"), ("binlog_format", "ROW"), ("binlog_row_image", "FULL")])
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        // MariaDB has neither MySQL-only variable.
+        assert!(binlog_problems(&vars(&[])).is_empty());
+        let mysql_ok = [("binlog_transaction_compression", "OFF"), ("binlog_row_value_options", "")];
+        assert!(binlog_problems(&vars(&mysql_ok)).is_empty());
+        let bad = [("binlog_transaction_compression", "ON"), ("binlog_row_value_options", "PARTIAL_JSON")];
+        let fixes: Vec<String> = binlog_problems(&vars(&bad)).into_iter().filter_map(|c| c.fix).collect();
+        assert_eq!(fixes.len(), 2, "{fixes:?}");
+        assert!(fixes[0].contains("binlog_transaction_compression = OFF"), "{fixes:?}");
+        assert!(fixes[1].contains("binlog_row_value_options = ''"), "{fixes:?}");
+        let minimal = binlog_problems(&vars(&[("binlog_row_image", "MINIMAL")]));
+        assert!(minimal.len() == 1 && minimal[0].message.contains("MINIMAL"), "{minimal:?}");
     }
 }

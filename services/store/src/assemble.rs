@@ -1,6 +1,7 @@
 //! Transaction assembly: from binlog events to CDC messages.
 //!
-//! A transaction opens at MariaDB's GTID event (or a `BEGIN` query), collects its row changes,
+//! A transaction opens at MariaDB's GTID event (or a `BEGIN` query: MySQL announces the GTID
+//! of the transaction or DDL after it in an event of its own), collects its row changes,
 //! and closes at the XID event (or a `COMMIT` query for non-transactional engines); it is emitted
 //! with the position after its closing event, which is where a restarted reader resumes. Each
 //! row image is decoded with the table's schema version in force at the row event's position
@@ -62,8 +63,12 @@ struct Open {
 pub struct Assembler {
     objects: ObjectFilter,
     open: Option<Open>,
-    /// GTID of a standalone statement announced by its GTID event.
+    /// GTID of a standalone statement announced by its GTID event (MySQL: of whatever comes
+    /// next, a transaction's `BEGIN` or a DDL statement).
     standalone: Option<String>,
+    /// Where MySQL's GTID event of the next transaction began (a transaction re-read from its
+    /// beginning includes its GTID).
+    mysql_gtid_at: Option<BinlogFilePos>,
     /// Position after the previous event: where an opening transaction begins.
     last_end: Option<BinlogFilePos>,
 }
@@ -75,7 +80,7 @@ fn timestamp(secs: u32) -> DateTime<Utc> {
 impl Assembler {
     /// An assembler for the task's `objects`.
     pub fn new(objects: ObjectFilter) -> Self {
-        Self { objects, open: None, standalone: None, last_end: None }
+        Self { objects, open: None, standalone: None, mysql_gtid_at: None, last_end: None }
     }
 
     /// An assembler whose reader starts at `start` (the begin position of the first transaction).
@@ -95,13 +100,24 @@ impl Assembler {
         match event {
             Event::Gtid { gtid, standalone: true } => self.standalone = Some(gtid.to_string()),
             Event::Gtid { gtid, standalone: false } => self.begin(Some(gtid.to_string()), prev),
+            Event::MysqlGtid(gtid) => {
+                self.standalone = Some(gtid.to_string());
+                self.mysql_gtid_at = prev;
+            }
+            Event::MysqlAnonymousGtid => {
+                self.standalone = None;
+                self.mysql_gtid_at = prev;
+            }
             Event::Query { sql, .. } if sql.eq_ignore_ascii_case("BEGIN") => {
                 if self.open.is_none() {
-                    self.begin(None, prev);
+                    let begin = self.mysql_gtid_at.take().or(prev);
+                    let gtid = self.standalone.take();
+                    self.begin(gtid, begin);
                 }
             }
             Event::Query { sql, .. } if sql.eq_ignore_ascii_case("COMMIT") => return Ok(self.commit(ts, end)),
             Event::Query { database, sql } => {
+                self.mysql_gtid_at = None;
                 let ddl = DdlEvent {
                     gtid: self.standalone.take(),
                     committed_at: timestamp(ts),
@@ -117,7 +133,7 @@ impl Assembler {
             }
             Event::Xid => return Ok(self.commit(ts, end)),
             Event::Heartbeat => return Ok(Some(Output::Heartbeat { end })),
-            Event::GtidList(_) | Event::Other => {}
+            Event::GtidList(_) | Event::PreviousGtids(..) | Event::Other => {}
         }
         Ok(None)
     }
@@ -356,6 +372,37 @@ mod tests {
         let err =
             a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 300), &h);
         assert!(matches!(err, Err(AssembleError::ColumnCount { got: 1, expected: 2, .. })), "{err:?}");
+    }
+
+    #[test]
+    fn mysql_gtids_name_the_transaction_and_the_ddl_after_them() {
+        use crate::binlog::mysql_gtid::MysqlGtid;
+        let uuid = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let mysql = |gno| Event::MysqlGtid(MysqlGtid { uuid: uuid.into(), tag: None, gno });
+        let h = SchemaHistory::default();
+        let mut a =
+            Assembler::starting_at(ObjectFilter { include: vec!["db".into()], exclude: vec![] }, pos(50));
+        a.push(at(mysql(77), 100), &h).unwrap();
+        a.push(at(Event::Query { database: "db".into(), sql: "BEGIN".into() }, 150), &h).unwrap();
+        let out = a.push(at(Event::Xid, 400), &h).unwrap();
+        let Some(Output::Transaction { txn, end }) = out else { panic!("no transaction: {out:?}") };
+        // Re-read from its beginning, the transaction includes its GTID event.
+        assert_eq!(
+            (txn.gtid.as_deref(), txn.begin, end),
+            (Some(&*format!("{uuid}:77")), Some(pos(50)), pos(400))
+        );
+        a.push(at(mysql(78), 450), &h).unwrap();
+        let out = a
+            .push(at(Event::Query { database: "db".into(), sql: "ALTER TABLE t ADD c INT".into() }, 500), &h)
+            .unwrap();
+        let Some(Output::Ddl { ddl, .. }) = out else { panic!("no DDL: {out:?}") };
+        assert_eq!(ddl.gtid, Some(format!("{uuid}:78")));
+        // gtid_mode off: no GTID, the transaction still begins at its announcement.
+        a.push(at(Event::MysqlAnonymousGtid, 550), &h).unwrap();
+        a.push(at(Event::Query { database: "db".into(), sql: "BEGIN".into() }, 600), &h).unwrap();
+        let out = a.push(at(Event::Xid, 700), &h).unwrap();
+        let Some(Output::Transaction { txn, .. }) = out else { panic!("no transaction: {out:?}") };
+        assert_eq!((txn.gtid, txn.begin), (None, Some(pos(500))));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use ferry_schemas::cdc::{CdcEvent, Heartbeat, Transaction};
 use ferry_schemas::control::{Assignment, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::names;
-use ferry_schemas::position::{BinlogFilePos, MariaGtidList, SourcePosition};
+use ferry_schemas::position::{BinlogFilePos, GtidState, SourcePosition};
 use ferry_schemas::status::{FullMigratorStatus, StoreStatus};
 use ferry_schemas::table::TableRef;
 use ferry_schemas::task::{Phase, TaskSpec};
@@ -153,17 +153,17 @@ async fn resume_point(
     } else if let Some(start) = &spec.incremental.start {
         SourcePosition { binlog: start.clone(), gtid: None, server_id: None }
     } else if let Some(text) = &spec.incremental.start_gtid {
-        let gtids: MariaGtidList = text.parse().map_err(|e| {
+        let gtids: GtidState = text.parse().map_err(|e| {
             definite(
                 "bad_start",
                 Some("incremental.start_gtid".into()),
                 format!("{text:?}: {e}"),
-                "write it as domain-server-sequence",
+                "MariaDB: domain-server-sequence (0-1-1403); MySQL: uuid:intervals (3e11fa47-...:1-77)",
             )
         })?;
         let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;
         let binlog = start_point::from_gtid(&spec.source, server_id(task), &mut conn, &gtids).await?;
-        tracing::info!(task, gtid = %gtids, start = %binlog, "GTID start point resolved");
+        tracing::info!(task, gtid = %text, start = %binlog, "GTID start point resolved");
         SourcePosition { binlog, gtid: None, server_id: None }
     } else if let Some(at) = spec.incremental.start_time {
         let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;

@@ -8,7 +8,7 @@
 
 use ferry_mysql::SourceError;
 use ferry_schemas::cdc::ChangeOp;
-use ferry_schemas::position::{BinlogFilePos, MariaGtid, MariaGtidList};
+use ferry_schemas::position::{BinlogFilePos, MariaGtid, MariaGtidList, MysqlGtidSet};
 use ferry_schemas::table::TableRef;
 use ferry_schemas::task::{Endpoint, ObjectFilter};
 use futures::StreamExt;
@@ -20,6 +20,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
 use super::columns::BinlogColumn;
 use super::gtid::{parse_gtid, parse_gtid_list, FL_STANDALONE, GTID_EVENT, GTID_LIST_EVENT};
+use super::mysql_gtid::{previous_set, MysqlGtid};
 
 pub type RowImage = Vec<BinlogValue<'static>>;
 
@@ -31,6 +32,13 @@ pub enum Event {
         standalone: bool,
     },
     GtidList(MariaGtidList),
+    /// Start of a MySQL transaction (or of a DDL statement) with a GTID.
+    MysqlGtid(MysqlGtid),
+    /// Start of a MySQL transaction (or DDL) without one (`gtid_mode` off).
+    MysqlAnonymousGtid,
+    /// The untagged MySQL transactions before this binlog file, and whether tagged ones were
+    /// listed too.
+    PreviousGtids(MysqlGtidSet, bool),
     Rows {
         table: TableRef,
         op: ChangeOp,
@@ -159,6 +167,18 @@ impl Reader {
                 Event::Query { database: q.schema().into_owned(), sql: q.query().into_owned() }
             }
             EventData::XidEvent(_) => Event::Xid,
+            EventData::GtidEvent(g) => Event::MysqlGtid(MysqlGtid::of(&g)),
+            EventData::AnonymousGtidEvent(_) => Event::MysqlAnonymousGtid,
+            EventData::PreviousGtidsEvent(p) => {
+                let (set, tagged) = previous_set(&p);
+                Event::PreviousGtids(set, tagged)
+            }
+            EventData::TransactionPayloadEvent(_) => {
+                // Skipping it would lose the transaction it compresses.
+                return Err("a compressed transaction (MySQL binlog_transaction_compression=ON): set \
+                     binlog_transaction_compression=OFF on the source and restart the task from a new full copy"
+                    .into());
+            }
             EventData::HeartbeatEvent => Event::Heartbeat,
             EventData::RowsEvent(re) => self.rows(re)?,
             _ => Event::Other,
