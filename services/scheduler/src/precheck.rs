@@ -218,7 +218,7 @@ async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
     let vars: Vec<(String, String)> = conn
         .query(
             "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', \
-             'binlog_transaction_compression', 'binlog_row_value_options')",
+             'binlog_transaction_compression', 'binlog_row_value_options', 'binlog_row_metadata')",
         )
         .await
         .unwrap_or_default();
@@ -261,6 +261,20 @@ fn binlog_problems(vars: &[(String, String)]) -> Vec<CheckResult> {
             None,
             "binlog_transaction_compression is ON: compressed transactions cannot be captured".into(),
             "SET GLOBAL binlog_transaction_compression = OFF (and in the server config)",
+        ));
+    }
+    if get("binlog_row_metadata") != "FULL" {
+        out.push(result(
+            "binlog",
+            None,
+            CheckOutcome::Warn,
+            "binlog_row_metadata is not FULL: the binlog names no columns, so if capture falls behind \
+             across two DDLs of a table, a rename or reorder of same-typed columns between them is not \
+             detected (type changes are)"
+                .into(),
+            Some(
+                "SET GLOBAL binlog_row_metadata = 'FULL' (MySQL 8, MariaDB 10.5+; and in the server config)",
+            ),
         ));
     }
     if get("binlog_row_value_options").contains("PARTIAL_JSON") {
@@ -454,15 +468,29 @@ mod tests {
                 .collect()
         };
         // MariaDB has neither MySQL-only variable.
-        assert!(binlog_problems(&vars(&[])).is_empty());
-        let mysql_ok = [("binlog_transaction_compression", "OFF"), ("binlog_row_value_options", "")];
+        assert!(binlog_problems(&vars(&[("binlog_row_metadata", "FULL")])).is_empty());
+        let mysql_ok = [
+            ("binlog_transaction_compression", "OFF"),
+            ("binlog_row_value_options", ""),
+            ("binlog_row_metadata", "FULL"),
+        ];
         assert!(binlog_problems(&vars(&mysql_ok)).is_empty());
-        let bad = [("binlog_transaction_compression", "ON"), ("binlog_row_value_options", "PARTIAL_JSON")];
+        let minimal_metadata = binlog_problems(&vars(&[("binlog_row_metadata", "MINIMAL")]));
+        assert!(
+            minimal_metadata.len() == 1 && minimal_metadata[0].outcome == CheckOutcome::Warn,
+            "{minimal_metadata:?}"
+        );
+        let bad = [
+            ("binlog_transaction_compression", "ON"),
+            ("binlog_row_value_options", "PARTIAL_JSON"),
+            ("binlog_row_metadata", "FULL"),
+        ];
         let fixes: Vec<String> = binlog_problems(&vars(&bad)).into_iter().filter_map(|c| c.fix).collect();
         assert_eq!(fixes.len(), 2, "{fixes:?}");
         assert!(fixes[0].contains("binlog_transaction_compression = OFF"), "{fixes:?}");
         assert!(fixes[1].contains("binlog_row_value_options = ''"), "{fixes:?}");
-        let minimal = binlog_problems(&vars(&[("binlog_row_image", "MINIMAL")]));
+        let minimal =
+            binlog_problems(&vars(&[("binlog_row_image", "MINIMAL"), ("binlog_row_metadata", "FULL")]));
         assert!(minimal.len() == 1 && minimal[0].message.contains("MINIMAL"), "{minimal:?}");
     }
 }

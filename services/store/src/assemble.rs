@@ -128,8 +128,8 @@ impl Assembler {
                 };
                 return Ok(Some(Output::Ddl { ddl, end }));
             }
-            Event::Rows { table, op, rows, columns } => {
-                self.rows(table, op, rows, &columns, &end, history)?
+            Event::Rows { table, op, rows, columns, names } => {
+                self.rows(table, op, rows, (&columns, names.as_deref()), &end, history)?
             }
             Event::Xid => return Ok(self.commit(ts, end)),
             Event::Heartbeat => return Ok(Some(Output::Heartbeat { end })),
@@ -162,7 +162,7 @@ impl Assembler {
         table: TableRef,
         op: ChangeOp,
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
-        columns: &[BinlogColumn],
+        (columns, names): (&[BinlogColumn], Option<&[String]>),
         at: &BinlogFilePos,
         history: &SchemaHistory,
     ) -> Result<(), AssembleError> {
@@ -192,6 +192,18 @@ impl Assembler {
                 column: format!(
                     "column {} was {binlog:?}, but the schema recorded for that position says {:?}",
                     c.name, c.column_type
+                ),
+            });
+        }
+        let renamed =
+            names.into_iter().flatten().zip(&schema.columns).find(|(n, c)| !n.eq_ignore_ascii_case(&c.name));
+        if let Some((name, c)) = renamed {
+            return Err(AssembleError::SchemaMismatch {
+                table,
+                at: at.clone(),
+                column: format!(
+                    "column {name} was at the place of {}, as the schema recorded for that position says",
+                    c.name
                 ),
             });
         }
@@ -318,7 +330,16 @@ mod tests {
         ];
         assert_eq!(
             a.push(
-                at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 3]) }, 200),
+                at(
+                    Event::Rows {
+                        table: t.clone(),
+                        op: ChangeOp::Insert,
+                        rows,
+                        columns: ints(&[4, 3]),
+                        names: None
+                    },
+                    200
+                ),
                 &h
             ),
             Ok(None)
@@ -328,7 +349,13 @@ mod tests {
         assert_eq!(
             a.push(
                 at(
-                    Event::Rows { table: t.clone(), op: ChangeOp::Update, rows: upd, columns: ints(&[4, 3]) },
+                    Event::Rows {
+                        table: t.clone(),
+                        op: ChangeOp::Update,
+                        rows: upd,
+                        columns: ints(&[4, 3]),
+                        names: None
+                    },
                     300
                 ),
                 &h
@@ -361,7 +388,16 @@ mod tests {
         a.push(at(gtid(7), 100), &h).unwrap();
         let rows = vec![(None, Some(row(&[Value::Int(1), Value::Int(-1)])))];
         let err = a.push(
-            at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 4]) }, 200),
+            at(
+                Event::Rows {
+                    table: t.clone(),
+                    op: ChangeOp::Insert,
+                    rows,
+                    columns: ints(&[4, 4]),
+                    names: None,
+                },
+                200,
+            ),
             &h,
         );
         let Err(err @ AssembleError::SchemaMismatch { .. }) = err else { panic!("{err:?}") };
@@ -369,9 +405,36 @@ mod tests {
         assert!(text.contains("column n") && text.contains("new full copy"), "{text}");
         // A column added since: the table map has fewer columns than the recorded schema.
         let rows = vec![(None, Some(row(&[Value::Int(1)])))];
-        let err =
-            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 300), &h);
+        let err = a.push(
+            at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]), names: None }, 300),
+            &h,
+        );
         assert!(matches!(err, Err(AssembleError::ColumnCount { got: 1, expected: 2, .. })), "{err:?}");
+    }
+
+    #[test]
+    fn column_names_in_the_table_map_must_match_the_recorded_schema() {
+        let t = TableRef::new("db", "t");
+        let mut h = SchemaHistory::default();
+        let int = ColumnType::Int { bytes: 4, unsigned: false };
+        h.record(&t, pos(10), Some(schema(&[("id", int.clone()), ("a", int.clone()), ("b", int)]))).unwrap();
+        let rows = || vec![(None, Some(row(&[Value::Int(1), Value::Int(2), Value::Int(3)])))];
+        let event = |names: Option<&[&str]>| Event::Rows {
+            table: t.clone(),
+            op: ChangeOp::Insert,
+            rows: rows(),
+            columns: ints(&[4, 4, 4]),
+            names: names.map(|n| n.iter().map(|s| (*s).to_owned()).collect()),
+        };
+        let mut a = Assembler::new(ObjectFilter { include: vec!["db".into()], exclude: vec![] });
+        a.push(at(gtid(7), 100), &h).unwrap();
+        // Without names (binlog_row_metadata below FULL) and with matching ones (any case).
+        assert_eq!(a.push(at(event(None), 200), &h), Ok(None));
+        assert_eq!(a.push(at(event(Some(&["id", "A", "b"])), 300), &h), Ok(None));
+        // Two same-typed columns swapped between two renames the store did not see apart.
+        let err = a.push(at(event(Some(&["id", "b", "a"])), 400), &h);
+        let Err(err @ AssembleError::SchemaMismatch { .. }) = err else { panic!("{err:?}") };
+        assert!(err.to_string().contains("column b was at the place of a"), "{err}");
     }
 
     #[test]
@@ -429,6 +492,7 @@ mod tests {
                     op: ChangeOp::Insert,
                     rows: rows.clone(),
                     columns: ints(&[4]),
+                    names: None,
                 },
                 70,
             ),
@@ -436,8 +500,10 @@ mod tests {
         );
         assert!(matches!(err, Err(AssembleError::RowsOutsideTransaction { .. })));
         a.push(at(gtid(10), 80), &h).unwrap();
-        let err =
-            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 90), &h);
+        let err = a.push(
+            at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]), names: None }, 90),
+            &h,
+        );
         assert!(matches!(err, Err(AssembleError::NoSchema { .. })), "{err:?}");
         let other = vec![(None, Some(row(&[Value::Int(1)])))];
         a.push(
@@ -447,6 +513,7 @@ mod tests {
                     op: ChangeOp::Insert,
                     rows: other,
                     columns: ints(&[4]),
+                    names: None,
                 },
                 95,
             ),

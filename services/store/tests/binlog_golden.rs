@@ -102,9 +102,14 @@ async fn every_type_round_trips_through_the_binlog_exactly() -> Result<()> {
     };
     while let Some(ev) = reader.next().await {
         let ev = ev?;
-        if let Event::Rows { table: t, op, rows, columns } = ev.event {
+        if let Event::Rows { table: t, op, rows, columns, names } = ev.event {
             if t != table {
                 continue;
+            }
+            // With binlog_row_metadata=FULL (the dev servers' setting) the names agree too.
+            if let Some(names) = names {
+                let catalog: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+                ensure!(names == catalog, "table map names {names:?}, catalog {catalog:?}");
             }
             // The table map agrees with the catalog on every type (see binlog::columns).
             ensure!(columns.len() == schema.columns.len(), "table map has {} columns", columns.len());

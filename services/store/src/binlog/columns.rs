@@ -8,11 +8,13 @@
 //! one table), the recorded version is not the one the rows were written under. Decoding with
 //! it anyway can silently produce wrong values (an INT column widened to BIGINT would be cut to
 //! 32 bits), so every row event is checked here first and a mismatch stops capture with a report.
-//! The check is as strict as the binlog allows: character set, length and names are not in the
-//! table map unless `binlog_row_metadata=FULL`, so a rename or a change of those passes.
+//! The check is as strict as the binlog allows: column names are in the table map only with
+//! `binlog_row_metadata=FULL` (MySQL 8, MariaDB 10.5+), and then they are checked too, which
+//! catches a rename or a reorder of same-typed columns; character set and length are not
+//! checked.
 
 use ferry_schemas::value::ColumnType;
-use mysql_async::binlog::events::TableMapEvent;
+use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType as Wire;
 
 /// One column as the table map describes it.
@@ -94,6 +96,16 @@ impl BinlogColumn {
                 Ok(Self::from_wire(ty, tme.get_column_metadata(i).unwrap_or_default()))
             })
             .collect()
+    }
+
+    /// The column names the table map carries (`binlog_row_metadata=FULL`), if it does.
+    pub fn names_of(tme: &TableMapEvent<'_>) -> Option<Vec<String>> {
+        tme.iter_optional_meta().find_map(|field| match field {
+            Ok(OptionalMetadataField::ColumnName(names)) => {
+                names.iter_names().map(|n| n.ok().map(|n| n.name().into_owned())).collect()
+            }
+            _ => None,
+        })
     }
 
     /// Whether values of this binlog column decode as `ty` without loss.

@@ -45,6 +45,8 @@ pub enum Event {
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
         /// The columns as the table map describes them (empty for tables not decoded).
         columns: Vec<BinlogColumn>,
+        /// Their names, when the table map carries them (`binlog_row_metadata=FULL`).
+        names: Option<Vec<String>>,
     },
     Query {
         database: String,
@@ -203,14 +205,14 @@ impl Reader {
         };
         let mut rows = Vec::new();
         if self.only.as_ref().is_some_and(|f| !f.includes(&table)) {
-            return Ok(Event::Rows { table, op, rows, columns: Vec::new() });
+            return Ok(Event::Rows { table, op, rows, columns: Vec::new(), names: None });
         }
         let columns = BinlogColumn::of_table(tme).map_err(|e| format!("table map of {table}: {e}"))?;
         for row in re.rows(tme) {
             let (before, after) = row.map_err(|e| format!("undecodable row of {table}: {e}"))?;
             rows.push((image(before, &table)?, image(after, &table)?));
         }
-        Ok(Event::Rows { table, op, rows, columns })
+        Ok(Event::Rows { table, op, rows, columns, names: BinlogColumn::names_of(tme) })
     }
 }
 
