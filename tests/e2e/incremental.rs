@@ -237,6 +237,15 @@ pub struct Syncing {
     pub _cleanup: DropOnExit,
 }
 
+/// Waits (up to a minute) for the task to pause; its status then.
+pub async fn wait_paused(stack: &Stack, task: &str) -> Result<TaskStatusView> {
+    eventually("the task to pause", Duration::from_secs(60), || async {
+        let v = stack.status(task).await?;
+        Ok((v.state == TaskState::Paused).then_some(v))
+    })
+    .await
+}
+
 pub async fn start_syncing(prefix: &str, test: &str) -> Result<Syncing> {
     let (db, task, scenario, cleanup) = incremental_scenario(prefix).await?;
     let stack = Stack::start(test).await?;
@@ -396,11 +405,7 @@ async fn a_rewritten_row_missing_on_the_target_pauses_the_task() -> Result<()> {
     // Row 4 is lost on the target; the source rewrites it with row 3.
     tgt.query_drop("DELETE FROM big WHERE id = 4").await?;
     src.query_drop("UPDATE big SET v = v + 100 WHERE id IN (3, 4)").await?;
-    let v = eventually("the task to pause", Duration::from_secs(60), || async {
-        let v = stack.status(&task).await?;
-        Ok((v.state == TaskState::Paused).then_some(v))
-    })
-    .await?;
+    let v = wait_paused(&stack, &task).await?;
     let err = v.error.clone().context("paused without an error")?;
     ensure!(
         err.code == "target_diverged"
