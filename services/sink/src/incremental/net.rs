@@ -282,13 +282,11 @@ impl TablePlan<'_> {
         }
     }
 
-    /// Whether the key's row existed and ends the group changed, so it can be rewritten in
-    /// place (see [`TablePlan::emit`]).
-    fn rewritten(&self, state: &KeyState) -> bool {
+    /// Whether the key's row existed and ends the group changed (see [`TablePlan::emit`]).
+    fn changed(&self, state: &KeyState) -> bool {
         match (&state.first, &state.end) {
             (Some(first), Some(end)) => {
-                !self.shape.other_unique_keys()
-                    && self.shape.write.iter().zip(end).any(|(i, v)| first.get(*i) != Some(v))
+                self.shape.write.iter().zip(end).any(|(i, v)| first.get(*i) != Some(v))
             }
             _ => false,
         }
@@ -308,8 +306,10 @@ impl TablePlan<'_> {
     fn emit(&self, script: &mut Script, keep: impl Fn(&String) -> bool) {
         let table = &self.shape.tv.table;
         let mine: Vec<&String> = self.order.iter().filter(|k| keep(k)).collect();
+        // With another unique key a REPLACE could remove a second row: DELETE + INSERT only.
+        let in_place = !self.shape.other_unique_keys();
         let (rewrite, mine): (Vec<&String>, Vec<&String>) =
-            mine.into_iter().partition(|k| self.rewritten(&self.keys[*k]));
+            mine.into_iter().partition(|k| in_place && self.changed(&self.keys[*k]));
         let existed: Vec<&String> = mine.iter().copied().filter(|k| self.keys[*k].existed()).collect();
         let columns: Vec<String> =
             self.shape.find.iter().map(|i| quote_ident(&self.shape.tv.columns[*i].name)).collect();
