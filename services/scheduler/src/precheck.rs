@@ -225,8 +225,9 @@ async fn check_binlog(conn: &mut Conn, out: &mut Vec<CheckResult>) {
     out.extend(binlog_problems(&vars));
 }
 
-/// What the source's binlog settings (`SHOW GLOBAL VARIABLES`) prevent. The last two exist on
-/// MySQL 8 only: a compressed transaction or a partial JSON update cannot be decoded.
+/// What the source's binlog settings (`SHOW GLOBAL VARIABLES`) prevent. Compression and partial
+/// JSON updates exist on MySQL 8 only (such events cannot be decoded); row metadata on MySQL 8
+/// and MariaDB 10.5+ (without it, column names are not checked: a warning).
 fn binlog_problems(vars: &[(String, String)]) -> Vec<CheckResult> {
     let get =
         |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_ascii_uppercase()).unwrap_or_default();
