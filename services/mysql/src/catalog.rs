@@ -7,7 +7,7 @@ use ferry_schemas::task::ObjectFilter;
 use ferry_schemas::value::ColumnType;
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
@@ -70,6 +70,25 @@ impl UnsupportedColumn {
             self.table, self.column, self.sql_type
         )
     }
+}
+
+/// Every collation id the source knows, to its character set: table maps name character
+/// columns' collations by id. MariaDB 10.10+ lists the ids of collations shared by several
+/// character sets (the UCA 14.0.0 ones) in COLLATION_CHARACTER_SET_APPLICABILITY only; servers
+/// without its ID column find them in COLLATIONS.
+pub async fn collations(conn: &mut Conn) -> Result<HashMap<u16, String>, SourceError> {
+    let listed: Vec<(u16, String)> = conn
+        .query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
+        .await
+        .map_err(|e| SourceError::mysql("reading the source's collations", e))?;
+    let shared: Vec<(u16, String)> = conn
+        .query(
+            "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY \
+             WHERE ID IS NOT NULL",
+        )
+        .await
+        .unwrap_or_default();
+    Ok(listed.into_iter().chain(shared).collect())
 }
 
 type ColumnRow =

@@ -269,9 +269,10 @@ fn binlog_problems(vars: &[(String, String)]) -> Vec<CheckResult> {
             "binlog",
             None,
             CheckOutcome::Warn,
-            "binlog_row_metadata is not FULL: the binlog names no columns, so if capture falls behind \
-             across two DDLs of a table, a rename or reorder of same-typed columns between them is not \
-             detected (type changes are)"
+            "binlog_row_metadata is not FULL: the binlog does not describe every column, so if capture \
+             falls behind across two DDLs of a table, rows written between them stop it when their types \
+             differ from the schema it reads afterwards, and a rename or reorder of same-typed columns \
+             goes unnoticed; with FULL they are decoded as written"
                 .into(),
             Some(
                 "SET GLOBAL binlog_row_metadata = 'FULL' (MySQL 8, MariaDB 10.5+; and in the server config)",

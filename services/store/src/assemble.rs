@@ -5,7 +5,9 @@
 //! and closes at the XID event (or a `COMMIT` query for non-transactional engines); it is emitted
 //! with the position after its closing event, which is where a restarted reader resumes. Each
 //! row image is decoded with the table's schema version in force at the row event's position
-//! (see `schema_history`), and the versions used travel in the message. A GTID flagged
+//! (see `schema_history`; when the row event's table map shows that the rows were written
+//! under another schema, under the one it describes, see `written_schema`), and the versions
+//! used travel in the message. A GTID flagged
 //! standalone, or any other query outside a transaction, is a DDL statement: it is emitted on
 //! its own, and the caller records the new schema versions. Heartbeats pass through. Rows of
 //! tables outside the task's objects are skipped, but their transaction is still emitted (with
@@ -13,10 +15,11 @@
 //! assembler keeps no state across restarts: a reader resumed at a transaction boundary starts
 //! with nothing open.
 
-use crate::binlog::columns::BinlogColumn;
+use crate::binlog::columns::{Collations, MappedColumn};
 use crate::binlog::decode::decode;
 use crate::binlog::reader::{Event, Positioned, RowImage};
 use crate::schema_history::SchemaHistory;
+use crate::written_schema::as_written;
 use chrono::{DateTime, Utc};
 use ferry_schemas::cdc::{ChangeOp, DdlEvent, RowChange, TableVersion, Transaction};
 use ferry_schemas::full::BatchColumn;
@@ -43,13 +46,15 @@ pub enum AssembleError {
     ColumnCount { table: TableRef, at: BinlogFilePos, got: usize, expected: usize },
     #[error("{table} at {at}: {message}")]
     Value { table: TableRef, at: BinlogFilePos, message: String },
-    /// `column`: the column, what the table map says it was, what the history says.
+    /// `column`: the column, what the table map says it was, what the history says;
+    /// `lacking`: why the table map cannot stand in for the history.
     #[error(
         "rows of {table} at {at} were written when {column}: the table was altered again before the store \
-         read its schema (the store was behind the source across two DDLs of the table); restart the task \
-         from a new full copy"
+         read its schema (the store was behind the source across two DDLs of the table), and {lacking}; set \
+         binlog_row_metadata=FULL on the source (the store then decodes such rows as the binlog describes \
+         them) and restart the task from a new full copy"
     )]
-    SchemaMismatch { table: TableRef, at: BinlogFilePos, column: String },
+    SchemaMismatch { table: TableRef, at: BinlogFilePos, column: String, lacking: Box<str> },
 }
 
 struct Open {
@@ -71,6 +76,11 @@ pub struct Assembler {
     mysql_gtid_at: Option<BinlogFilePos>,
     /// Position after the previous event: where an opening transaction begins.
     last_end: Option<BinlogFilePos>,
+    /// The source's collations (table maps name them by id).
+    collations: Collations,
+    /// Per table, the schema its latest mismatching rows were written under: the recorded
+    /// version's number, the table map, and what `written_schema` made of them.
+    written: HashMap<TableRef, (u64, Vec<MappedColumn>, TableSchema)>,
 }
 
 fn timestamp(secs: u32) -> DateTime<Utc> {
@@ -80,7 +90,21 @@ fn timestamp(secs: u32) -> DateTime<Utc> {
 impl Assembler {
     /// An assembler for the task's `objects`.
     pub fn new(objects: ObjectFilter) -> Self {
-        Self { objects, open: None, standalone: None, mysql_gtid_at: None, last_end: None }
+        Self {
+            objects,
+            open: None,
+            standalone: None,
+            mysql_gtid_at: None,
+            last_end: None,
+            collations: Collations::new(),
+            written: HashMap::new(),
+        }
+    }
+
+    /// Names the source's collations, so character sets in table maps can be checked.
+    pub fn with_collations(mut self, collations: Collations) -> Self {
+        self.collations = collations;
+        self
     }
 
     /// An assembler whose reader starts at `start` (the begin position of the first transaction).
@@ -128,14 +152,56 @@ impl Assembler {
                 };
                 return Ok(Some(Output::Ddl { ddl, end }));
             }
-            Event::Rows { table, op, rows, columns, names } => {
-                self.rows(table, op, rows, (&columns, names.as_deref()), &end, history)?
-            }
+            Event::Rows { table, op, rows, columns } => self.rows(table, op, rows, columns, &end, history)?,
             Event::Xid => return Ok(self.commit(ts, end)),
             Event::Heartbeat => return Ok(Some(Output::Heartbeat { end })),
             Event::GtidList(_) | Event::PreviousGtids(..) | Event::Other => {}
         }
         Ok(None)
+    }
+
+    /// `None` when the rows were written under the recorded schema; else the one they were
+    /// written under (see `written_schema`), or why it cannot be known.
+    fn written_schema(
+        &mut self,
+        table: &TableRef,
+        number: u64,
+        recorded: &TableSchema,
+        columns: Vec<MappedColumn>,
+        at: &BinlogFilePos,
+    ) -> Result<Option<TableSchema>, AssembleError> {
+        let mismatch = if columns.len() == recorded.columns.len() {
+            columns.iter().zip(&recorded.columns).find_map(|(m, c)| m.mismatch(c, &self.collations))
+        } else {
+            Some(format!(
+                "the table had {} columns, the schema recorded for that position has {}",
+                columns.len(),
+                recorded.columns.len()
+            ))
+        };
+        let Some(column) = mismatch else { return Ok(None) };
+        if let Some((n, cols, schema)) = self.written.get(table) {
+            if *n == number && *cols == columns {
+                return Ok(Some(schema.clone()));
+            }
+        }
+        let schema = as_written(recorded, &columns, &self.collations).map_err(|lacking| {
+            AssembleError::SchemaMismatch {
+                table: table.clone(),
+                at: at.clone(),
+                column: column.clone(),
+                lacking: lacking.into(),
+            }
+        })?;
+        tracing::warn!(
+            %table,
+            %at,
+            why = column,
+            "rows written under a schema the store did not record (it was behind the source across two DDLs \
+             of the table): decoding them as the binlog's table map describes them"
+        );
+        self.written.insert(table.clone(), (number, columns, schema.clone()));
+        Ok(Some(schema))
     }
 
     fn begin(&mut self, gtid: Option<String>, begin: Option<BinlogFilePos>) {
@@ -162,51 +228,34 @@ impl Assembler {
         table: TableRef,
         op: ChangeOp,
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
-        (columns, names): (&[BinlogColumn], Option<&[String]>),
+        columns: Vec<MappedColumn>,
         at: &BinlogFilePos,
         history: &SchemaHistory,
     ) -> Result<(), AssembleError> {
-        let Some(open) = self.open.as_mut() else {
+        if self.open.is_none() {
             return Err(AssembleError::RowsOutsideTransaction { table, at: at.clone() });
-        };
-        if !self.objects.includes(&table) {
+        }
+        if !self.objects.includes(&table) || rows.is_empty() {
             return Ok(());
         }
         let version = history.at(&table, at).filter(|v| v.schema.is_some());
-        let (Some(version), Some(schema)) = (version, version.and_then(|v| v.schema.as_ref())) else {
+        let (Some(version), Some(recorded)) = (version, version.and_then(|v| v.schema.as_ref())) else {
             return Err(AssembleError::NoSchema { table, at: at.clone() });
         };
-        if columns.len() != schema.columns.len() && !rows.is_empty() {
+        let named = !columns.is_empty() && columns.iter().all(|c| c.name.is_some());
+        if columns.len() != recorded.columns.len() && !named {
             return Err(AssembleError::ColumnCount {
                 table,
                 at: at.clone(),
                 got: columns.len(),
-                expected: schema.columns.len(),
+                expected: recorded.columns.len(),
             });
         }
-        if let Some((binlog, c)) = columns.iter().zip(&schema.columns).find(|(b, c)| !b.fits(&c.column_type))
-        {
-            return Err(AssembleError::SchemaMismatch {
-                table,
-                at: at.clone(),
-                column: format!(
-                    "column {} was {binlog:?}, but the schema recorded for that position says {:?}",
-                    c.name, c.column_type
-                ),
-            });
-        }
-        let renamed =
-            names.into_iter().flatten().zip(&schema.columns).find(|(n, c)| !n.eq_ignore_ascii_case(&c.name));
-        if let Some((name, c)) = renamed {
-            return Err(AssembleError::SchemaMismatch {
-                table,
-                at: at.clone(),
-                column: format!(
-                    "column {name} was at the place of {}, as the schema recorded for that position says",
-                    c.name
-                ),
-            });
-        }
+        let written = self.written_schema(&table, version.number, recorded, columns, at)?;
+        let schema = written.as_ref().unwrap_or(recorded);
+        let Some(open) = self.open.as_mut() else {
+            return Err(AssembleError::RowsOutsideTransaction { table, at: at.clone() });
+        };
         let key = (table.clone(), version.number);
         let idx = match open.index.get(&key) {
             Some(i) => *i,
@@ -272,6 +321,7 @@ fn image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binlog::columns::BinlogColumn;
     use ferry_schemas::position::MariaGtid;
     use ferry_schemas::table::{ColumnDef, KeyKind};
     use ferry_schemas::value::ColumnType;
@@ -306,8 +356,8 @@ mod tests {
     fn row(vals: &[Value]) -> RowImage {
         vals.iter().cloned().map(BinlogValue::Value).collect()
     }
-    fn ints(widths: &[u8]) -> Vec<BinlogColumn> {
-        widths.iter().map(|w| BinlogColumn::Int(*w)).collect()
+    fn ints(widths: &[u8]) -> Vec<MappedColumn> {
+        widths.iter().map(|w| BinlogColumn::Int(*w).into()).collect()
     }
     fn gtid(seq: u64) -> Event {
         Event::Gtid { gtid: MariaGtid { domain: 0, server: 1, seq }, standalone: false }
@@ -330,16 +380,7 @@ mod tests {
         ];
         assert_eq!(
             a.push(
-                at(
-                    Event::Rows {
-                        table: t.clone(),
-                        op: ChangeOp::Insert,
-                        rows,
-                        columns: ints(&[4, 3]),
-                        names: None
-                    },
-                    200
-                ),
+                at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 3]) }, 200),
                 &h
             ),
             Ok(None)
@@ -349,13 +390,7 @@ mod tests {
         assert_eq!(
             a.push(
                 at(
-                    Event::Rows {
-                        table: t.clone(),
-                        op: ChangeOp::Update,
-                        rows: upd,
-                        columns: ints(&[4, 3]),
-                        names: None
-                    },
+                    Event::Rows { table: t.clone(), op: ChangeOp::Update, rows: upd, columns: ints(&[4, 3]) },
                     300
                 ),
                 &h
@@ -388,16 +423,7 @@ mod tests {
         a.push(at(gtid(7), 100), &h).unwrap();
         let rows = vec![(None, Some(row(&[Value::Int(1), Value::Int(-1)])))];
         let err = a.push(
-            at(
-                Event::Rows {
-                    table: t.clone(),
-                    op: ChangeOp::Insert,
-                    rows,
-                    columns: ints(&[4, 4]),
-                    names: None,
-                },
-                200,
-            ),
+            at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 4]) }, 200),
             &h,
         );
         let Err(err @ AssembleError::SchemaMismatch { .. }) = err else { panic!("{err:?}") };
@@ -405,36 +431,108 @@ mod tests {
         assert!(text.contains("column n") && text.contains("new full copy"), "{text}");
         // A column added since: the table map has fewer columns than the recorded schema.
         let rows = vec![(None, Some(row(&[Value::Int(1)])))];
-        let err = a.push(
-            at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]), names: None }, 300),
-            &h,
-        );
+        let err =
+            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 300), &h);
         assert!(matches!(err, Err(AssembleError::ColumnCount { got: 1, expected: 2, .. })), "{err:?}");
     }
 
+    /// A table map with `binlog_row_metadata=FULL`: names and signedness of every column.
+    fn full(columns: &[(&str, u8)]) -> Vec<MappedColumn> {
+        columns
+            .iter()
+            .map(|(n, w)| MappedColumn {
+                name: Some((*n).into()),
+                unsigned: Some(false),
+                ..BinlogColumn::Int(*w).into()
+            })
+            .collect()
+    }
+
     #[test]
-    fn column_names_in_the_table_map_must_match_the_recorded_schema() {
+    fn rows_the_table_map_fully_describes_are_decoded_as_written() {
         let t = TableRef::new("db", "t");
         let mut h = SchemaHistory::default();
         let int = ColumnType::Int { bytes: 4, unsigned: false };
         h.record(&t, pos(10), Some(schema(&[("id", int.clone()), ("a", int.clone()), ("b", int)]))).unwrap();
-        let rows = || vec![(None, Some(row(&[Value::Int(1), Value::Int(2), Value::Int(3)])))];
-        let event = |names: Option<&[&str]>| Event::Rows {
+        let values = [Value::Int(1), Value::Int(2), Value::Int(5_000_000_000)];
+        let event = |columns| Event::Rows {
             table: t.clone(),
             op: ChangeOp::Insert,
-            rows: rows(),
-            columns: ints(&[4, 4, 4]),
-            names: names.map(|n| n.iter().map(|s| (*s).to_owned()).collect()),
+            rows: vec![(None, Some(row(&values[..2])))],
+            columns,
         };
         let mut a = Assembler::new(ObjectFilter { include: vec!["db".into()], exclude: vec![] });
+        // Matching names (in any case) and no names at all (below FULL): the recorded schema.
         a.push(at(gtid(7), 100), &h).unwrap();
-        // Without names (binlog_row_metadata below FULL) and with matching ones (any case).
-        assert_eq!(a.push(at(event(None), 200), &h), Ok(None));
-        assert_eq!(a.push(at(event(Some(&["id", "A", "b"])), 300), &h), Ok(None));
-        // Two same-typed columns swapped between two renames the store did not see apart.
-        let err = a.push(at(event(Some(&["id", "b", "a"])), 400), &h);
+        let rows = vec![(None, Some(row(&[Value::Int(1), Value::Int(2), Value::Int(3)])))];
+        let same = Event::Rows {
+            table: t.clone(),
+            op: ChangeOp::Insert,
+            rows: rows.clone(),
+            columns: full(&[("id", 4), ("A", 4), ("b", 4)]),
+        };
+        assert_eq!(a.push(at(same, 200), &h), Ok(None));
+        let unnamed = Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: ints(&[4, 4, 4]) };
+        assert_eq!(a.push(at(unnamed, 250), &h), Ok(None));
+        let Some(Output::Transaction { txn, .. }) = a.push(at(Event::Xid, 260), &h).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            txn.tables[0].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["id", "a", "b"]
+        );
+        // b was dropped and a widened to BIGINT between two DDLs the store did not see apart
+        // (the recorded schema is the catalog after the second, which undid both).
+        a.push(at(gtid(8), 300), &h).unwrap();
+        a.push(at(event(full(&[("id", 4), ("a", 8)])), 400), &h).unwrap();
+        let mut wide = event(full(&[("id", 4), ("a", 8)]));
+        if let Event::Rows { rows, .. } = &mut wide {
+            *rows = vec![(None, Some(row(&[Value::Int(3), values[2].clone()])))];
+        }
+        a.push(at(wide, 450), &h).unwrap();
+        let Some(Output::Transaction { txn, .. }) = a.push(at(Event::Xid, 500), &h).unwrap() else {
+            panic!()
+        };
+        let version = &txn.tables[0];
+        assert_eq!(version.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["id", "a"]);
+        assert_eq!(version.columns[1].column_type, ColumnType::Int { bytes: 8, unsigned: false });
+        assert_eq!(version.key, ["id"]);
+        assert_eq!(txn.changes[0].after, Some(vec![json!(1), json!(2)]));
+        assert_eq!(txn.changes[1].after, Some(vec![json!(3), json!(5_000_000_000_i64)]));
+        // Two same-typed columns swapped by renames: each value goes to the column it was written to.
+        a.push(at(gtid(9), 600), &h).unwrap();
+        let swapped = Event::Rows {
+            table: t.clone(),
+            op: ChangeOp::Insert,
+            rows: vec![(None, Some(row(&[Value::Int(1), Value::Int(2), Value::Int(3)])))],
+            columns: full(&[("id", 4), ("b", 4), ("a", 4)]),
+        };
+        a.push(at(swapped, 700), &h).unwrap();
+        let Some(Output::Transaction { txn, .. }) = a.push(at(Event::Xid, 800), &h).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            txn.tables[0].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["id", "b", "a"]
+        );
+        // A new column the table map names without its signedness (and no recorded column of
+        // that name to take it from) cannot be decoded: capture stops.
+        a.push(at(gtid(10), 900), &h).unwrap();
+        let mut partial = full(&[("id", 4), ("b", 4), ("c", 4)]);
+        partial[2].unsigned = None;
+        let rows = vec![(None, Some(row(&[Value::Int(1), Value::Int(2), Value::Int(3)])))];
+        let err = a.push(
+            at(Event::Rows { table: t.clone(), op: ChangeOp::Insert, rows, columns: partial }, 1000),
+            &h,
+        );
         let Err(err @ AssembleError::SchemaMismatch { .. }) = err else { panic!("{err:?}") };
-        assert!(err.to_string().contains("column b was at the place of a"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("column b was at the place of a")
+                && text.contains("column c its signedness")
+                && text.contains("binlog_row_metadata=FULL"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -492,7 +590,6 @@ mod tests {
                     op: ChangeOp::Insert,
                     rows: rows.clone(),
                     columns: ints(&[4]),
-                    names: None,
                 },
                 70,
             ),
@@ -500,10 +597,8 @@ mod tests {
         );
         assert!(matches!(err, Err(AssembleError::RowsOutsideTransaction { .. })));
         a.push(at(gtid(10), 80), &h).unwrap();
-        let err = a.push(
-            at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]), names: None }, 90),
-            &h,
-        );
+        let err =
+            a.push(at(Event::Rows { table: t, op: ChangeOp::Insert, rows, columns: ints(&[4]) }, 90), &h);
         assert!(matches!(err, Err(AssembleError::NoSchema { .. })), "{err:?}");
         let other = vec![(None, Some(row(&[Value::Int(1)])))];
         a.push(
@@ -513,7 +608,6 @@ mod tests {
                     op: ChangeOp::Insert,
                     rows: other,
                     columns: ints(&[4]),
-                    names: None,
                 },
                 95,
             ),

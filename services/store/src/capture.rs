@@ -232,6 +232,10 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let resume = resume_point(rt, task, &spec, &mut stream, &mut status, &pool, cancel).await?;
     let mut history = history_log::load(&mut schema_stream).await?;
     snapshot_missing(rt, task, &spec, &pool, &mut history, &resume.start).await?;
+    let collations = {
+        let mut conn = pool.get_conn().await.map_err(|e| ferry_mysql::SourceError::mysql("connecting", e))?;
+        ferry_mysql::catalog::collations(&mut conn).await?
+    };
     save_status(rt, task, &mut status).await?;
     let expected =
         stream.info().await.map_err(|e| KitError::nats("reading the CDC stream", e))?.state.last_sequence;
@@ -260,7 +264,11 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     };
     rt.metrics.track_task_rates(&capture.label);
     let result = capture
-        .pump(reader, Assembler::starting_at(capture.spec.objects.clone(), resume.start), cancel)
+        .pump(
+            reader,
+            Assembler::starting_at(capture.spec.objects.clone(), resume.start).with_collations(collations),
+            cancel,
+        )
         .await;
     let drained = capture.publisher.drain(&mut capture.status, &rt.metrics, &capture.label).await;
     let _ = save_status(rt, task, &mut capture.status).await;

@@ -61,6 +61,16 @@ impl CaptureError {
                 ),
                 _ => e.code_and_fix(),
             },
+            CaptureError::Assemble(AssembleError::SchemaMismatch { table, .. }) => {
+                return ferry_kit::error::report(
+                    crate::COMPONENT,
+                    "binlog_decode",
+                    Some(table.to_string()),
+                    self.to_string(),
+                    "set binlog_row_metadata=FULL on the source (the binlog then describes every column) and \
+                     restart the task from a new full copy",
+                )
+            }
             CaptureError::Assemble(_) | CaptureError::History(_) => (
                 "binlog_decode",
                 "the rows do not match the recorded schema of their table; see the message and report it",

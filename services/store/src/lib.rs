@@ -10,6 +10,7 @@ pub mod error;
 pub mod history_log;
 pub mod schema_history;
 pub mod start_point;
+pub mod written_schema;
 
 use ferry_kit::runtime::Runtime;
 use ferry_schemas::control::Role;

@@ -18,7 +18,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
-use super::columns::BinlogColumn;
+use super::columns::MappedColumn;
 use super::gtid::{parse_gtid, parse_gtid_list, FL_STANDALONE, GTID_EVENT, GTID_LIST_EVENT};
 use super::mysql_gtid::{previous_set, MysqlGtid};
 
@@ -44,9 +44,7 @@ pub enum Event {
         op: ChangeOp,
         rows: Vec<(Option<RowImage>, Option<RowImage>)>,
         /// The columns as the table map describes them (empty for tables not decoded).
-        columns: Vec<BinlogColumn>,
-        /// Their names, when the table map carries them (`binlog_row_metadata=FULL`).
-        names: Option<Vec<String>>,
+        columns: Vec<MappedColumn>,
     },
     Query {
         database: String,
@@ -205,14 +203,14 @@ impl Reader {
         };
         let mut rows = Vec::new();
         if self.only.as_ref().is_some_and(|f| !f.includes(&table)) {
-            return Ok(Event::Rows { table, op, rows, columns: Vec::new(), names: None });
+            return Ok(Event::Rows { table, op, rows, columns: Vec::new() });
         }
-        let columns = BinlogColumn::of_table(tme).map_err(|e| format!("table map of {table}: {e}"))?;
+        let columns = MappedColumn::of_table(tme).map_err(|e| format!("table map of {table}: {e}"))?;
         for row in re.rows(tme) {
             let (before, after) = row.map_err(|e| format!("undecodable row of {table}: {e}"))?;
             rows.push((image(before, &table)?, image(after, &table)?));
         }
-        Ok(Event::Rows { table, op, rows, columns, names: BinlogColumn::names_of(tme) })
+        Ok(Event::Rows { table, op, rows, columns })
     }
 }
 
