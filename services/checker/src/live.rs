@@ -1,6 +1,8 @@
 //! Live verification's one question: has incremental sync applied everything up to a source
-//! position yet? Answered by [`ferry_kit::watermark::applied_through`], polled until it says
-//! yes or a deadline says the sink is not applying.
+//! position yet? Once capture has passed the position, [`ferry_kit::watermark::apply_goal`]
+//! names the APPLY messages that must be acknowledged, and
+//! [`ferry_kit::watermark::acked_through`] is polled until they are or a deadline says the
+//! sink is not applying.
 
 use crate::error::{definite, CheckError};
 use async_nats::jetstream::{kv, Context};
@@ -29,9 +31,15 @@ impl Live {
     ) -> Result<(), CheckError> {
         let Some(at) = at else { return Ok(()) };
         let deadline = Instant::now() + self.patience;
+        let mut goal = None;
         loop {
-            if ferry_kit::watermark::applied_through(&self.js, &self.status, &self.task, at).await {
-                return Ok(());
+            if goal.is_none() {
+                goal = ferry_kit::watermark::apply_goal(&self.js, &self.status, &self.task, at).await;
+            }
+            if let Some(through) = goal {
+                if ferry_kit::watermark::acked_through(&self.js, &self.task, through).await {
+                    return Ok(());
+                }
             }
             if Instant::now() >= deadline {
                 return Err(definite(

@@ -51,31 +51,34 @@ pub async fn applied(js: &Context, status: &kv::Store, task: &str) -> Option<Wat
     Some(Watermark { position, source_time })
 }
 
-/// Most APPLY messages [`applied_through`] inspects before it answers "not yet".
+/// Most APPLY messages [`acked_through`] inspects before it answers "not yet".
 const SCAN_LIMIT: u64 = 5_000;
 
-/// True when every change of the task committed on the source at or before `at` is on the
-/// target. Stricter than needed, never looser: it waits until capture has passed `at`, takes
-/// the CDC stream's last sequence at that moment, and requires every APPLY message made from
-/// CDC messages up to it to be acknowledged, except heartbeats (they carry no change). So a
-/// stopped sink with nothing but heartbeats pending, or binlog traffic of other databases,
-/// does not hold it back, unlike [`applied`].
-pub async fn applied_through(js: &Context, status: &kv::Store, task: &str, at: &SourcePosition) -> bool {
+/// The APPLY sequence through which every message must be acknowledged for every change of
+/// the task committed on the source at or before `at` to be on the target; `None` until
+/// capture has passed `at` (or when NATS cannot be read). Stricter than needed, never looser:
+/// it takes the CDC stream's last sequence at the moment capture is past `at`. A caller waiting
+/// for `at` fixes the goal once and then polls [`acked_through`]: under a steady workload
+/// something is always in flight, so a goal taken afresh at every poll could never be met.
+pub async fn apply_goal(js: &Context, status: &kv::Store, task: &str, at: &SourcePosition) -> Option<u64> {
     let captured: Option<ferry_schemas::status::StoreStatus> =
         crate::nats::kv_get(status, &names::status_key(task, "store")).await.ok().flatten();
     if captured.and_then(|s| s.position).is_none_or(|p| p.binlog < at.binlog) {
-        return false;
+        return None;
     }
-    let Ok(mut cdc) = js.get_stream(names::cdc_stream(task)).await else { return false };
-    let Ok(cdc_last) = cdc.info().await.map(|i| i.state.last_sequence) else { return false };
+    let mut cdc = js.get_stream(names::cdc_stream(task)).await.ok()?;
+    let cdc_last = cdc.info().await.ok()?.state.last_sequence;
     let dispatcher: Option<DispatcherStatus> =
         crate::nats::kv_get(status, &names::status_key(task, "dispatcher")).await.ok().flatten();
-    let Some(offset) = dispatcher.and_then(|d| d.apply_offset) else { return false };
-    let Some(through) =
-        u64::try_from(i64::try_from(cdc_last).unwrap_or(i64::MAX).saturating_add(offset)).ok()
-    else {
-        return false;
-    };
+    let offset = dispatcher.and_then(|d| d.apply_offset)?;
+    u64::try_from(i64::try_from(cdc_last).unwrap_or(i64::MAX).saturating_add(offset)).ok()
+}
+
+/// True when every APPLY message up to `through` (see [`apply_goal`]) has been dispatched and
+/// acknowledged, heartbeats excepted (they carry no change): so a stopped sink with nothing
+/// but heartbeats pending, or binlog traffic of other databases, does not hold it back, unlike
+/// [`applied`].
+pub async fn acked_through(js: &Context, task: &str, through: u64) -> bool {
     let Ok(mut apply) = js.get_stream(names::apply_stream(task)).await else { return false };
     let Ok(state) = apply.info().await.map(|i| i.state.clone()) else { return false };
     if state.last_sequence < through {
