@@ -220,6 +220,12 @@ pub struct IncrementalOptions {
     /// it half applied. The sink holds up to this much in memory.
     #[serde(default = "default_max_atomic_mb")]
     pub max_atomic_mb: u32,
+    /// How long (ms) a sink lane with less than a full group waiting holds it for more
+    /// transactions before writing it. While the sink keeps up, transactions arrive a few at a
+    /// time, and a target transaction per source transaction cost the target (and so the
+    /// source sharing its machine) the most; 0 writes each as soon as its lane is free.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
 }
 
 fn default_partitions() -> u32 {
@@ -234,6 +240,9 @@ fn default_fan_out() -> u32 {
 fn default_max_atomic_mb() -> u32 {
     256
 }
+fn default_linger_ms() -> u32 {
+    50
+}
 
 impl Default for IncrementalOptions {
     fn default() -> Self {
@@ -247,6 +256,7 @@ impl Default for IncrementalOptions {
             retention_hours: default_retention_hours(),
             fan_out: default_fan_out(),
             max_atomic_mb: default_max_atomic_mb(),
+            linger_ms: default_linger_ms(),
         }
     }
 }
@@ -497,6 +507,13 @@ impl TaskSpec {
         if !(1..=16).contains(&i.fan_out) {
             out.push(problem("incremental.fan_out", format!("{} is out of range", i.fan_out), "use 1 to 16"));
         }
+        if i.linger_ms > 1000 {
+            out.push(problem(
+                "incremental.linger_ms",
+                format!("{} is out of range", i.linger_ms),
+                "use 0 to 1000 (every millisecond adds to the delay while the sink keeps up)",
+            ));
+        }
         if !(1..=4096).contains(&i.max_atomic_mb) {
             out.push(problem(
                 "incremental.max_atomic_mb",
@@ -701,6 +718,8 @@ mod tests {
         assert!(fields(spec(serde_json::json!({"fan_out": 4}))).is_empty());
         assert_eq!(fields(spec(serde_json::json!({"fan_out": 0}))), vec!["incremental.fan_out"]);
         assert_eq!(fields(spec(serde_json::json!({"fan_out": 17}))), vec!["incremental.fan_out"]);
+        assert!(fields(spec(serde_json::json!({"linger_ms": 0}))).is_empty());
+        assert_eq!(fields(spec(serde_json::json!({"linger_ms": 1001}))), vec!["incremental.linger_ms"]);
         assert!(fields(spec(serde_json::json!({"max_atomic_mb": 1}))).is_empty());
         assert_eq!(fields(spec(serde_json::json!({"max_atomic_mb": 0}))), vec!["incremental.max_atomic_mb"]);
     }

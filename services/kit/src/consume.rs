@@ -16,6 +16,11 @@
 //! barriers wait, reading continues only as long as more barriers arrive: the first other
 //! message is held until they have run.
 //!
+//! Linger: a lane whose queue holds fewer than [`Handler::max_batch`] messages is not started
+//! until its oldest queued message has waited [`Handler::linger`], so a lane that keeps up
+//! (steady sync, a few transactions at a time) still gets batches worth committing together.
+//! A full batch starts at once.
+//!
 //! Units: a barrier the handler says [`Handler::continues`] (a part of a source transaction
 //! split over several messages, not its last) is not run until the barrier that ends its unit
 //! has arrived, so the handler can commit the whole unit at once. Meanwhile reading goes on,
@@ -33,7 +38,7 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +82,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Most items of one lane handed to [`Handler::handle_batch`] at once.
     fn max_batch(&self) -> usize {
         1
+    }
+    /// How long a lane with less than a full batch queued waits for more before it starts
+    /// (see the module doc on linger).
+    fn linger(&self) -> Duration {
+        Duration::ZERO
     }
     /// Whether a barrier item belongs with the barrier after it (see the module doc on units).
     fn continues(&self, _item: &Self::Item) -> bool {
@@ -139,31 +149,50 @@ pub async fn durable_consumer(
 
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
 
-/// Messages read and not yet handed to a handler, by lane, in arrival order.
-struct Queues<I> {
-    by_lane: HashMap<u64, VecDeque<(Message, I)>>,
+/// Messages read and not yet handed to a handler, by lane, in arrival order, each with when
+/// it was queued.
+struct Queues<T> {
+    by_lane: HashMap<u64, VecDeque<(Instant, T)>>,
     /// Lanes with queued messages, oldest first.
     order: VecDeque<u64>,
     queued: usize,
 }
 
-impl<I> Queues<I> {
-    fn push(&mut self, lane: u64, msg: Message, item: I) {
+impl<T> Queues<T> {
+    fn new() -> Self {
+        Self { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 }
+    }
+
+    fn push(&mut self, lane: u64, entry: T, now: Instant) {
         let q = self.by_lane.entry(lane).or_default();
         if q.is_empty() {
             self.order.push_back(lane);
         }
-        q.push_back((msg, item));
+        q.push_back((now, entry));
         self.queued += 1;
     }
 
-    /// Takes up to `max` messages of the oldest lane that is not busy.
-    fn take(&mut self, busy: &HashSet<u64>, max: usize) -> Option<(u64, Vec<(Message, I)>)> {
-        let pos = self.order.iter().position(|l| !busy.contains(l))?;
+    /// Whether a lane's queue may start: a full batch, or its oldest has lingered enough.
+    fn due(q: &VecDeque<(Instant, T)>, max: usize, linger: Duration, now: Instant) -> bool {
+        q.len() >= max || q.front().is_none_or(|(at, _)| now.saturating_duration_since(*at) >= linger)
+    }
+
+    /// Takes up to `max` messages of the oldest lane that is not busy and is due.
+    fn take(
+        &mut self,
+        busy: &HashSet<u64>,
+        max: usize,
+        linger: Duration,
+        now: Instant,
+    ) -> Option<(u64, Vec<T>)> {
+        let max = max.max(1);
+        let pos = self.order.iter().position(|l| {
+            !busy.contains(l) && self.by_lane.get(l).is_some_and(|q| Self::due(q, max, linger, now))
+        })?;
         let lane = self.order.remove(pos)?;
         let q = self.by_lane.get_mut(&lane)?;
-        let n = q.len().min(max.max(1));
-        let batch: Vec<(Message, I)> = q.drain(..n).collect();
+        let n = q.len().min(max);
+        let batch: Vec<T> = q.drain(..n).map(|(_, e)| e).collect();
         if q.is_empty() {
             self.by_lane.remove(&lane);
         } else {
@@ -171,6 +200,15 @@ impl<I> Queues<I> {
         }
         self.queued -= batch.len();
         Some((lane, batch))
+    }
+
+    /// When the next lane that is not busy becomes due (`None`: none is waiting).
+    fn next_due(&self, busy: &HashSet<u64>, linger: Duration) -> Option<Instant> {
+        self.by_lane
+            .iter()
+            .filter(|(l, _)| !busy.contains(l))
+            .filter_map(|(_, q)| q.front().map(|(at, _)| *at + linger))
+            .min()
     }
 }
 
@@ -193,7 +231,8 @@ pub async fn consume<H: Handler>(
         .map_err(|e| ConsumeError::Stream(e.to_string()))?;
     let mut inflight: FuturesUnordered<Running> = FuturesUnordered::new();
     let mut busy: HashSet<u64> = HashSet::new();
-    let mut queues: Queues<H::Item> = Queues { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 };
+    let mut queues: Queues<(Message, H::Item)> = Queues::new();
+    let linger = handler.linger();
     // Consecutive barriers waiting for everything before them, and the messages after them
     // (held back until they ran).
     let mut barriers: Vec<(Message, H::Item)> = Vec::new();
@@ -202,7 +241,9 @@ pub async fn consume<H: Handler>(
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while inflight.len() < concurrency {
-            let Some((lane, batch)) = queues.take(&busy, handler.max_batch()) else { break };
+            let Some((lane, batch)) = queues.take(&busy, handler.max_batch(), linger, Instant::now()) else {
+                break;
+            };
             busy.insert(lane);
             let (h, c) = (handler.clone(), cancel.clone());
             inflight.push(Box::pin(async move { (Some(lane), run_batch(h, batch, c).await) }));
@@ -217,6 +258,7 @@ pub async fn consume<H: Handler>(
         let can_read = unit_open
             || held.is_empty() && barriers.len() < handler.max_batch().max(1) && queues.queued < buffer;
         let barriers_ready = !barriers.is_empty() && inflight.is_empty() && queues.queued == 0 && !unit_open;
+        let lingering = if inflight.len() < concurrency { queues.next_due(&busy, linger) } else { None };
         if barriers_ready && !more_barriers_possible {
             run_barriers(&handler, &mut barriers, &mut held, &mut queues, &cancel).await?;
             continue;
@@ -229,6 +271,8 @@ pub async fn consume<H: Handler>(
                 }
                 result.map_err(ConsumeError::Failed)?;
             }
+            // A lingering lane starts when its oldest message has waited long enough.
+            _ = tokio::time::sleep_until(lingering.unwrap_or_else(Instant::now).into()), if lingering.is_some() => {}
             // Barriers ready to run wait for the next message only briefly.
             _ = tokio::time::sleep(BARRIER_LINGER), if barriers_ready => {
                 run_barriers(&handler, &mut barriers, &mut held, &mut queues, &cancel).await?;
@@ -249,7 +293,7 @@ pub async fn consume<H: Handler>(
                 match lane {
                     Lane::Barrier => barriers.push((msg, item)),
                     Lane::Key(k) if !barriers.is_empty() => held.push((k, msg, item)),
-                    Lane::Key(k) => queues.push(k, msg, item),
+                    Lane::Key(k) => queues.push(k, (msg, item), Instant::now()),
                 }
             }
         }
@@ -265,14 +309,15 @@ async fn run_barriers<H: Handler>(
     handler: &Arc<H>,
     barriers: &mut Vec<(Message, H::Item)>,
     held: &mut Vec<(u64, Message, H::Item)>,
-    queues: &mut Queues<H::Item>,
+    queues: &mut Queues<(Message, H::Item)>,
     cancel: &CancellationToken,
 ) -> Result<(), ConsumeError> {
     run_batch(handler.clone(), std::mem::take(barriers), cancel.clone())
         .await
         .map_err(ConsumeError::Failed)?;
+    let now = Instant::now();
     for (lane, msg, item) in held.drain(..) {
-        queues.push(lane, msg, item);
+        queues.push(lane, (msg, item), now);
     }
     Ok(())
 }
@@ -331,5 +376,37 @@ async fn run_batch<H: Handler>(
             }
             Err(f) => return Err(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_short_of_a_full_batch_lingers_until_its_oldest_has_waited() {
+        let linger = Duration::from_millis(50);
+        let t0 = Instant::now();
+        let mut q: Queues<u32> = Queues::new();
+        let idle = HashSet::new();
+        q.push(1, 10, t0);
+        q.push(1, 11, t0 + Duration::from_millis(30));
+        // Two of four queued, the oldest 40 ms old: not yet.
+        assert_eq!(q.take(&idle, 4, linger, t0 + Duration::from_millis(40)), None);
+        assert_eq!(q.next_due(&idle, linger), Some(t0 + linger));
+        assert_eq!(q.take(&idle, 4, linger, t0 + linger), Some((1, vec![10, 11])));
+        assert_eq!((q.queued, q.next_due(&idle, linger)), (0, None));
+        // A full batch starts at once; what is left lingers from its own arrival.
+        for (n, v) in [20, 21, 22].into_iter().enumerate() {
+            q.push(2, v, t0 + Duration::from_millis(n as u64));
+        }
+        assert_eq!(q.take(&idle, 2, linger, t0), Some((2, vec![20, 21])));
+        assert_eq!(q.take(&idle, 2, linger, t0 + Duration::from_millis(51)), None);
+        assert_eq!(q.take(&idle, 2, linger, t0 + Duration::from_millis(52)), Some((2, vec![22])));
+        // A busy lane is neither taken nor waited for; without linger everything is due.
+        q.push(3, 30, t0);
+        let busy: HashSet<u64> = [3].into_iter().collect();
+        assert_eq!((q.take(&busy, 4, linger, t0 + linger), q.next_due(&busy, linger)), (None, None));
+        assert_eq!(q.take(&idle, 4, Duration::ZERO, t0), Some((3, vec![30])));
     }
 }

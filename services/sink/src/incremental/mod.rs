@@ -139,6 +139,14 @@ impl Handler for IncrementalApplier {
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }
+
+    /// `incremental.linger_ms`: measured on bench/cdc (sysbench oltp_write_only, 20 s steady,
+    /// 8 partitions), the source kept 0.29 of its tps without Ferry when every lane wrote at
+    /// once (the target spent 43% of a core), 0.42 at 50 ms (28%) and 0.41 at 120 ms (25%);
+    /// lag p99 0.29 -> 0.34 s.
+    fn linger(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.spec.incremental.linger_ms))
+    }
 }
 
 impl IncrementalApplier {
