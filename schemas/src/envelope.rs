@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Envelope<T> {
     pub schema_version: u32,
     pub task: String,
-    /// Deterministic id of the event (also its `Nats-Msg-Id`).
+    /// Deterministic id of the event (also the `Nats-Msg-Id` of streams that deduplicate by it:
+    /// CDC, FULL, SCHEMA, CHECK).
     pub event_id: String,
     /// Source position the event belongs to, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -85,8 +85,8 @@ pub fn schema_msg_id(task: &str, database: &str, table: &str, position: &str) ->
 pub fn cdc_msg_id(task: &str, position: &str, part: u32) -> String {
     format!("{task}:cdc:{position}:{part}")
 }
-/// Message id of the APPLY message made from one CDC message.
-pub fn apply_msg_id(task: &str, cdc_seq: u64) -> String {
+/// Event id of the APPLY message made from one CDC message (its envelope's `event_id`).
+pub fn apply_event_id(task: &str, cdc_seq: u64) -> String {
     format!("{task}:apply:{cdc_seq}")
 }
 pub fn check_stream(task: &str) -> String {

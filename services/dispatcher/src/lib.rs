@@ -3,6 +3,7 @@
 //! See `job` for the resume protocol and `route` for causality.
 
 pub mod job;
+pub mod raw;
 pub mod route;
 
 use ferry_kit::runtime::Runtime;

@@ -17,9 +17,12 @@
 //! the parts reach the sink together, which commits them as one target transaction (up to
 //! `incremental.max_atomic_mb`), so the target never shows the transaction half applied.
 
-use ferry_schemas::cdc::{ApplyEvent, CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
+use crate::raw::{Event, RawChange, RawTransaction};
+use ferry_schemas::cdc::{CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
 use ferry_schemas::task::TaskSpec;
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -27,29 +30,135 @@ use std::hash::{Hash, Hasher};
 /// Maps a CDC event to the target: renamed tables, DML and DDL filters. Returns the event to
 /// dispatch (a filtered-away event still travels, as an empty transaction or heartbeat, so
 /// the applied position advances).
-pub fn filter_and_rename(spec: &TaskSpec, event: CdcEvent) -> CdcEvent {
-    match event {
-        CdcEvent::Transaction(mut txn) => {
-            let dml = &spec.incremental.dml;
-            txn.changes.retain(|c| match c.op {
-                ChangeOp::Insert => dml.insert,
-                ChangeOp::Update => dml.update,
-                ChangeOp::Delete => dml.delete,
-            });
-            for tv in &mut txn.tables {
-                tv.table = spec.renames.target_of(&tv.table);
-            }
-            CdcEvent::Transaction(txn)
+pub fn filter_and_rename<'a>(spec: &TaskSpec, event: Event<'a>) -> Event<'a> {
+    let dml = &spec.incremental.dml;
+    let keep = |op: ChangeOp| match op {
+        ChangeOp::Insert => dml.insert,
+        ChangeOp::Update => dml.update,
+        ChangeOp::Delete => dml.delete,
+    };
+    let rename = |tables: &mut Vec<TableVersion>| {
+        for tv in tables {
+            tv.table = spec.renames.target_of(&tv.table);
         }
-        CdcEvent::Ddl(ddl) if !spec.incremental.ddl => {
-            CdcEvent::Heartbeat(ferry_schemas::cdc::Heartbeat { source_time: ddl.committed_at })
+    };
+    match event {
+        Event::Transaction(mut txn) => {
+            txn.changes.retain(|c| keep(c.op));
+            rename(&mut txn.tables);
+            Event::Transaction(txn)
+        }
+        Event::Typed(CdcEvent::Transaction(mut txn)) => {
+            txn.changes.retain(|c| keep(c.op));
+            rename(&mut txn.tables);
+            Event::Typed(CdcEvent::Transaction(txn))
+        }
+        Event::Typed(CdcEvent::Ddl(ddl)) if !spec.incremental.ddl => {
+            Event::Typed(CdcEvent::Heartbeat(ferry_schemas::cdc::Heartbeat { source_time: ddl.committed_at }))
         }
         other => other,
     }
 }
 
+/// A key column's value as causality compares it: `None` for NULL (NULLs never collide in a
+/// unique key), a string lower-cased and without trailing spaces, anything else as its JSON
+/// text. A value read as a JSON tree and the same value kept as text compare equal.
+pub trait KeyValue {
+    fn key_text(&self) -> Option<Cow<'_, str>>;
+}
+
+fn folded(s: &str) -> String {
+    s.trim_end_matches(' ').to_lowercase()
+}
+
+impl KeyValue for Json {
+    fn key_text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Json::Null => None,
+            Json::String(s) => Some(Cow::Owned(folded(s))),
+            v => Some(Cow::Owned(v.to_string())),
+        }
+    }
+}
+
+impl KeyValue for &RawValue {
+    fn key_text(&self) -> Option<Cow<'_, str>> {
+        let text = self.get();
+        if text == "null" {
+            return None;
+        }
+        if text.starts_with('"') {
+            // Valid JSON (it was read as such); escapes resolved before folding.
+            let s: Cow<str> = serde_json::from_str(text).unwrap_or(Cow::Borrowed(text));
+            return Some(Cow::Owned(folded(&s)));
+        }
+        Some(Cow::Borrowed(text))
+    }
+}
+
+/// A row change as causality reads it.
+pub trait KeyedChange {
+    type Value: KeyValue;
+    fn table(&self) -> u32;
+    fn images(&self) -> [Option<&[Self::Value]>; 2];
+}
+
+impl KeyedChange for RowChange {
+    type Value = Json;
+    fn table(&self) -> u32 {
+        self.table
+    }
+    fn images(&self) -> [Option<&[Json]>; 2] {
+        [self.before.as_deref(), self.after.as_deref()]
+    }
+}
+
+impl<'a> KeyedChange for RawChange<'a> {
+    type Value = &'a RawValue;
+    fn table(&self) -> u32 {
+        self.table
+    }
+    fn images(&self) -> [Option<&[&'a RawValue]>; 2] {
+        [self.before.as_deref(), self.after.as_deref()]
+    }
+}
+
+/// A transaction as causality reads it.
+pub trait KeyedTransaction {
+    type Change: KeyedChange;
+    fn tables(&self) -> &[TableVersion];
+    fn changes(&self) -> &[Self::Change];
+    fn is_split(&self) -> bool;
+}
+
+impl KeyedTransaction for Transaction {
+    type Change = RowChange;
+    fn tables(&self) -> &[TableVersion] {
+        &self.tables
+    }
+    fn changes(&self) -> &[RowChange] {
+        &self.changes
+    }
+    fn is_split(&self) -> bool {
+        Transaction::is_split(self)
+    }
+}
+
+impl<'a> KeyedTransaction for RawTransaction<'a> {
+    type Change = RawChange<'a>;
+    fn tables(&self) -> &[TableVersion] {
+        &self.tables
+    }
+    fn changes(&self) -> &[RawChange<'a>] {
+        &self.changes
+    }
+    fn is_split(&self) -> bool {
+        RawTransaction::is_split(self)
+    }
+}
+
 /// Hashes of every key a change touches.
-fn change_keys(tv: &TableVersion, change: &RowChange, out: &mut Vec<u64>) {
+fn change_keys<C: KeyedChange>(tv: &TableVersion, change: &C, out: &mut Vec<u64>) {
     let mut key_sets: Vec<&Vec<String>> = Vec::new();
     if !tv.key.is_empty() {
         key_sets.push(&tv.key);
@@ -66,25 +175,20 @@ fn change_keys(tv: &TableVersion, change: &RowChange, out: &mut Vec<u64>) {
         out.push(h.finish());
         return;
     }
-    for image in [&change.before, &change.after].into_iter().flatten() {
+    for image in change.images().into_iter().flatten() {
         for cols in &key_sets {
             let mut h = DefaultHasher::new();
             tv.table.hash(&mut h);
             cols.hash(&mut h);
             let mut complete = true;
             for name in cols.iter() {
-                let Some(idx) = tv.columns.iter().position(|c| &c.name == name) else {
-                    complete = false;
-                    break;
-                };
-                match image.get(idx) {
-                    None | Some(Json::Null) => {
-                        // NULLs never collide in a unique key.
+                let text = tv.columns.iter().position(|c| &c.name == name).and_then(|idx| image.get(idx));
+                match text.and_then(KeyValue::key_text) {
+                    Some(text) => text.as_ref().hash(&mut h),
+                    None => {
                         complete = false;
                         break;
                     }
-                    Some(Json::String(s)) => s.trim_end_matches(' ').to_lowercase().hash(&mut h),
-                    Some(v) => v.to_string().hash(&mut h),
                 }
             }
             if complete {
@@ -95,10 +199,10 @@ fn change_keys(tv: &TableVersion, change: &RowChange, out: &mut Vec<u64>) {
 }
 
 /// Every key hash of a transaction, in change order, without repeats.
-pub fn transaction_keys(txn: &Transaction) -> Vec<u64> {
+pub fn transaction_keys<T: KeyedTransaction>(txn: &T) -> Vec<u64> {
     let mut out = Vec::new();
-    for change in &txn.changes {
-        if let Some(tv) = txn.tables.get(change.table as usize) {
+    for change in txn.changes() {
+        if let Some(tv) = txn.tables().get(change.table() as usize) {
             change_keys(tv, change, &mut out);
         }
     }
@@ -151,16 +255,31 @@ impl Causality {
     /// for a target with cores to spare.
     pub fn route(
         &mut self,
-        event: &CdcEvent,
+        event: &Event,
         partitions: u32,
         apply_seq: u64,
         applied_below: u64,
     ) -> (Option<u32>, Vec<Join>) {
-        let CdcEvent::Transaction(txn) = event else { return (None, Vec::new()) };
+        match event {
+            Event::Transaction(txn) => self.route_transaction(txn, partitions, apply_seq, applied_below),
+            Event::Typed(CdcEvent::Transaction(txn)) => {
+                self.route_transaction(txn, partitions, apply_seq, applied_below)
+            }
+            Event::Typed(_) => (None, Vec::new()),
+        }
+    }
+
+    fn route_transaction<T: KeyedTransaction>(
+        &mut self,
+        txn: &T,
+        partitions: u32,
+        apply_seq: u64,
+        applied_below: u64,
+    ) -> (Option<u32>, Vec<Join>) {
         if txn.is_split() {
             return (None, Vec::new());
         }
-        if txn.changes.is_empty() {
+        if txn.changes().is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
             return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
         }
@@ -226,47 +345,42 @@ impl Chain {
         Self { last_barrier: apply_seq, ..Self::new(partitions) }
     }
 
-    /// The APPLY event of one CDC message, published at `apply_seq` to `partition`, after the
-    /// `joins` (messages of other partitions that touched its keys).
-    pub fn link(
-        &mut self,
-        apply_seq: u64,
-        cdc_seq: u64,
-        partition: Option<u32>,
-        joins: &[Join],
-        event: CdcEvent,
-    ) -> ApplyEvent {
+    /// The place in the chain of the APPLY message published at `apply_seq` to `partition`
+    /// (`None`: a barrier), after the `joins` (messages of other partitions that touched its
+    /// keys).
+    pub fn link(&mut self, apply_seq: u64, partition: Option<u32>, joins: &[Join]) -> Links {
         let prev_barrier_seq = self.last_barrier;
         let n = self.last_in_partition.len();
-        let after: Vec<Join> = joins.iter().copied().filter(|a| a.seq > 0).collect();
         match partition {
             Some(p) => {
                 let slot = &mut self.last_in_partition[p as usize % n];
-                let prev = std::mem::replace(slot, apply_seq);
-                ApplyEvent {
-                    cdc_seq,
-                    partition,
-                    prev_partition_seq: prev,
+                Links {
+                    prev_partition_seq: std::mem::replace(slot, apply_seq),
                     prev_barrier_seq,
                     partition_last: Vec::new(),
-                    after,
-                    event,
+                    after: joins.iter().copied().filter(|a| a.seq > 0).collect(),
                 }
             }
             None => {
                 self.last_barrier = apply_seq;
-                ApplyEvent {
-                    cdc_seq,
-                    partition,
+                Links {
                     prev_partition_seq: 0,
                     prev_barrier_seq,
                     partition_last: self.last_in_partition.clone(),
                     after: Vec::new(),
-                    event,
                 }
             }
         }
     }
+}
+
+/// The order fields of one APPLY message (see `ferry_schemas::cdc::ApplyEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub prev_partition_seq: u64,
+    pub prev_barrier_seq: u64,
+    pub partition_last: Vec<u64>,
+    pub after: Vec<Join>,
 }
 
 #[cfg(test)]
@@ -293,8 +407,8 @@ mod tests {
         }
     }
 
-    fn txn(changes: Vec<RowChange>) -> CdcEvent {
-        CdcEvent::Transaction(Transaction {
+    fn txn(changes: Vec<RowChange>) -> Event<'static> {
+        Event::Typed(CdcEvent::Transaction(Transaction {
             gtid: None,
             committed_at: Utc::now(),
             part: 0,
@@ -302,7 +416,7 @@ mod tests {
             begin: None,
             tables: vec![table()],
             changes,
-        })
+        }))
     }
 
     fn insert(id: i64, u: Json) -> RowChange {
@@ -366,7 +480,7 @@ mod tests {
         let mut c = Causality::default();
         for (part, last_part) in [(0, false), (1, false), (2, true)] {
             let mut event = txn(vec![insert(i64::from(part), json!(null))]);
-            if let CdcEvent::Transaction(t) = &mut event {
+            if let Event::Typed(CdcEvent::Transaction(t)) = &mut event {
                 t.part = part;
                 t.last_part = last_part;
             }
@@ -375,7 +489,7 @@ mod tests {
         // A whole transaction is routed by its keys.
         assert!(c.route(&txn(vec![insert(7, json!(null))]), 8, 4, 1).0.is_some());
         let mut chain = Chain::after_barrier(8, 3);
-        let next = chain.link(4, 10, None, &[], txn(vec![]));
+        let next = chain.link(4, None, &[]);
         assert_eq!(next.prev_barrier_seq, 3);
     }
 
@@ -408,6 +522,38 @@ mod tests {
         c.route(&txn(vec![insert(1, json!(1))]), 8, 1, 1);
         c.prune(2);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_transaction_kept_as_text_has_the_keys_of_its_typed_self() {
+        let mut tv = table();
+        tv.unique_keys.push(vec!["u".into(), "id".into()]);
+        let typed = Transaction {
+            gtid: None,
+            committed_at: Utc::now(),
+            part: 0,
+            last_part: true,
+            begin: None,
+            tables: vec![tv],
+            changes: vec![
+                insert(1, json!("Ab\"cÉ  ")),
+                insert(-2, json!(null)),
+                RowChange {
+                    table: 0,
+                    op: ChangeOp::Update,
+                    before: Some(vec![json!(u64::MAX), json!(1.5)]),
+                    after: Some(vec![json!(3), json!("x\ny")]),
+                },
+            ],
+        };
+        let text = serde_json::to_string(&CdcEvent::Transaction(typed.clone())).unwrap();
+        let Event::Transaction(raw) = serde_json::from_str::<Event>(&text).unwrap() else {
+            panic!("not read as text: {text}")
+        };
+        let keys = transaction_keys(&typed);
+        assert_eq!(transaction_keys(&raw), keys);
+        // Three key sets (id; u; u, id) per image, but none with a NULL column.
+        assert_eq!(keys.len(), 3 + 1 + 3 + 3, "{keys:?}");
     }
 
     #[test]
