@@ -19,7 +19,7 @@
 //!   the restarted dispatcher waits only for what came before the transaction and continues
 //!   the barrier chain from its last published part.
 
-use crate::raw::{ApplyOut, Event};
+use crate::raw::{ApplyOut, Event, TableMap};
 use crate::route::{self, Causality};
 use crate::COMPONENT;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
@@ -175,6 +175,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let label = ferry_kit::metrics::task(task);
     let partitions = spec.incremental.partitions;
     let mut causality = Causality::default();
+    let mut tables = TableMap::default();
     let mut chain = route::Chain::new(partitions);
     let mut floor = applied_below(&mut apply).await?;
     let open_start = if floor > apply_last {
@@ -270,7 +271,8 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             }
             None => tracing::Span::none(),
         };
-        let event = route::filter_and_rename(&spec, env.body);
+        let event = route::filter_and_rename(&spec, &mut tables, env.body)
+            .map_err(|source| KitError::Json { what: format!("the tables of CDC message {seq}"), source })?;
         let open_part = match &event {
             Event::Transaction(t) => !t.last_part,
             Event::Typed(CdcEvent::Transaction(t)) => !t.last_part,

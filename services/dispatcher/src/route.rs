@@ -17,7 +17,7 @@
 //! the parts reach the sink together, which commits them as one target transaction (up to
 //! `incremental.max_atomic_mb`), so the target never shows the transaction half applied.
 
-use crate::raw::{Event, RawChange, RawTransaction};
+use crate::raw::{Event, RawChange, RawTransaction, TableMap};
 use ferry_schemas::cdc::{CdcEvent, ChangeOp, RowChange, TableVersion, Transaction};
 use ferry_schemas::task::TaskSpec;
 use serde_json::value::RawValue;
@@ -30,34 +30,35 @@ use std::hash::{Hash, Hasher};
 /// Maps a CDC event to the target: renamed tables, DML and DDL filters. Returns the event to
 /// dispatch (a filtered-away event still travels, as an empty transaction or heartbeat, so
 /// the applied position advances).
-pub fn filter_and_rename<'a>(spec: &TaskSpec, event: Event<'a>) -> Event<'a> {
+pub fn filter_and_rename<'a>(
+    spec: &TaskSpec,
+    tables: &mut TableMap,
+    event: Event<'a>,
+) -> Result<Event<'a>, serde_json::Error> {
     let dml = &spec.incremental.dml;
     let keep = |op: ChangeOp| match op {
         ChangeOp::Insert => dml.insert,
         ChangeOp::Update => dml.update,
         ChangeOp::Delete => dml.delete,
     };
-    let rename = |tables: &mut Vec<TableVersion>| {
-        for tv in tables {
-            tv.table = spec.renames.target_of(&tv.table);
-        }
-    };
-    match event {
+    Ok(match event {
         Event::Transaction(mut txn) => {
             txn.changes.retain(|c| keep(c.op));
-            rename(&mut txn.tables);
+            tables.map(&mut txn, |t| spec.renames.target_of(t))?;
             Event::Transaction(txn)
         }
         Event::Typed(CdcEvent::Transaction(mut txn)) => {
             txn.changes.retain(|c| keep(c.op));
-            rename(&mut txn.tables);
+            for tv in &mut txn.tables {
+                tv.table = spec.renames.target_of(&tv.table);
+            }
             Event::Typed(CdcEvent::Transaction(txn))
         }
         Event::Typed(CdcEvent::Ddl(ddl)) if !spec.incremental.ddl => {
             Event::Typed(CdcEvent::Heartbeat(ferry_schemas::cdc::Heartbeat { source_time: ddl.committed_at }))
         }
         other => other,
-    }
+    })
 }
 
 /// A key column's value as causality compares it: `None` for NULL (NULLs never collide in a
@@ -144,10 +145,11 @@ impl KeyedTransaction for Transaction {
     }
 }
 
+/// Read after [`filter_and_rename`] (before, it has no tables and so no keys).
 impl<'a> KeyedTransaction for RawTransaction<'a> {
     type Change = RawChange<'a>;
     fn tables(&self) -> &[TableVersion] {
-        &self.tables
+        self.table_versions()
     }
     fn changes(&self) -> &[RawChange<'a>] {
         &self.changes
@@ -547,9 +549,10 @@ mod tests {
             ],
         };
         let text = serde_json::to_string(&CdcEvent::Transaction(typed.clone())).unwrap();
-        let Event::Transaction(raw) = serde_json::from_str::<Event>(&text).unwrap() else {
+        let Event::Transaction(mut raw) = serde_json::from_str::<Event>(&text).unwrap() else {
             panic!("not read as text: {text}")
         };
+        TableMap::default().map(&mut raw, TableRef::clone).unwrap();
         let keys = transaction_keys(&typed);
         assert_eq!(transaction_keys(&raw), keys);
         // Three key sets (id; u; u, id) per image, but none with a NULL column.
