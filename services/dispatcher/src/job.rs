@@ -302,7 +302,9 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
                 event: &event,
             },
         );
-        let payload = serde_json::to_vec(&out)
+        // About as long as the CDC message: sized once instead of grown (and copied) from empty.
+        let mut payload = Vec::with_capacity(msg.payload.len() + 512);
+        serde_json::to_writer(&mut payload, &out)
             .map_err(|source| KitError::Json { what: "an APPLY message".into(), source })?;
         span.record("partition", partition.map_or(-1, i64::from));
         let headers = ferry_kit::trace::headers_for(&span);
