@@ -145,7 +145,7 @@ impl KeyedTransaction for Transaction {
     }
 }
 
-/// Read after [`filter_and_rename`] (before, it has no tables and so no keys).
+/// Read after [`filter_and_rename`] (before, it lists no tables and is routed as a barrier).
 impl<'a> KeyedTransaction for RawTransaction<'a> {
     type Change = RawChange<'a>;
     fn tables(&self) -> &[TableVersion] {
@@ -284,6 +284,11 @@ impl Causality {
         if txn.changes().is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
             return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
+        }
+        if txn.changes().iter().any(|c| txn.tables().get(c.table() as usize).is_none()) {
+            // A change whose table is not listed (or not read yet: see `filter_and_rename`)
+            // has no keys to order by: a barrier keeps it in order with everything.
+            return (None, Vec::new());
         }
         let keys = transaction_keys(txn);
         // Partition -> the newest in-flight message there that touched one of the keys.
@@ -557,6 +562,24 @@ mod tests {
         assert_eq!(transaction_keys(&raw), keys);
         // Three key sets (id; u; u, id) per image, but none with a NULL column.
         assert_eq!(keys.len(), 3 + 1 + 3 + 3, "{keys:?}");
+    }
+
+    #[test]
+    fn a_transaction_whose_tables_are_unknown_is_a_barrier() {
+        let mut c = Causality::default();
+        let text = match txn(vec![insert(1, json!(1))]) {
+            Event::Typed(e) => serde_json::to_string(&e).unwrap(),
+            Event::Transaction(_) => unreachable!(),
+        };
+        // Read but not mapped: its tables are not known yet.
+        let raw: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(c.route(&raw, 8, 1, 1), (None, vec![]));
+        // A change naming a table the message does not list.
+        let mut bad = txn(vec![insert(1, json!(1))]);
+        if let Event::Typed(CdcEvent::Transaction(t)) = &mut bad {
+            t.changes[0].table = 3;
+        }
+        assert_eq!(c.route(&bad, 8, 2, 1), (None, vec![]));
     }
 
     #[test]
