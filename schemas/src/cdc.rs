@@ -151,13 +151,13 @@ pub struct After {
     pub seq: u64,
 }
 
-/// A message on a task's APPLY stream, made by the dispatcher from exactly one CDC message.
+/// A message on a task's APPLY stream, made by the dispatcher from CDC messages in CDC order.
 ///
-/// One-to-one is what lets the dispatcher resume without a checkpoint of its own: APPLY
-/// sequence minus CDC sequence is constant (recorded once in its status), and every publish
-/// names the APPLY sequence it expects to follow, so nothing is skipped or written twice.
-/// The `prev_*` fields chain each message to the ones it must follow, so the sink applies in
-/// causal order whatever order JetStream delivers in.
+/// The dispatcher resumes without a checkpoint of its own: the last APPLY message names the
+/// last CDC message it carries ([`ApplyEvent::cdc_last`]), and every publish names the APPLY
+/// sequence it expects to follow, so nothing is skipped or written twice. The `prev_*` fields
+/// chain each message to the ones it must follow, so the sink applies in causal order whatever
+/// order JetStream delivers in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ApplyEvent {
     /// Sequence of the CDC message in its stream.
@@ -184,4 +184,11 @@ pub struct ApplyEvent {
     pub after: Vec<After>,
     /// The CDC event with the task's filters applied and every name mapped to the target.
     pub event: CdcEvent,
+}
+
+impl ApplyEvent {
+    /// Sequence of the last CDC message this one carries.
+    pub fn cdc_last(&self) -> u64 {
+        self.cdc_seq
+    }
 }

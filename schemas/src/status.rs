@@ -185,9 +185,6 @@ pub struct StoreStatus {
 /// Key `<task>.dispatcher`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DispatcherStatus {
-    /// APPLY sequence minus CDC sequence, fixed before the first publish (see `cdc::ApplyEvent`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub apply_offset: Option<i64>,
     /// Last CDC sequence dispatched.
     #[serde(default)]
     pub cdc_seq: u64,

@@ -275,7 +275,6 @@ fn schemas_and_examples_match_the_types() {
     contract(
         "dispatcher_status",
         DispatcherStatus {
-            apply_offset: Some(0),
             cdc_seq: 120,
             barriers: 3,
             updated_at: Some(at()),

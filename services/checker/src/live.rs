@@ -1,8 +1,7 @@
 //! Live verification's one question: has incremental sync applied everything up to a source
 //! position yet? Once capture has passed the position, [`ferry_kit::watermark::apply_goal`]
-//! names the APPLY messages that must be acknowledged, and
-//! [`ferry_kit::watermark::acked_through`] is polled until they are or a deadline says the
-//! sink is not applying.
+//! names the CDC messages that must be applied, and [`ferry_kit::watermark::acked_through`] is
+//! polled until they are or a deadline says the sink is not applying.
 
 use crate::error::{definite, CheckError};
 use async_nats::jetstream::{kv, Context};

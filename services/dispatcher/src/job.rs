@@ -1,9 +1,11 @@
 //! One task's dispatch job: CDC stream to APPLY stream, one APPLY message per CDC message.
 //!
 //! Protocol (the dispatcher keeps no checkpoint of its own):
-//! - Before its first publish it records `apply_offset` = APPLY sequence − CDC sequence in its
-//!   status. Every CDC message becomes exactly one APPLY message, so after a restart the next
-//!   CDC sequence to read is `APPLY last sequence + 1 − apply_offset`.
+//! - Every APPLY message names the CDC messages it carries (`ApplyEvent::cdc_seq`, `cdc_last`),
+//!   and the APPLY stream always keeps its last message (see `ferry_kit::apply_log`), so after a
+//!   restart the next CDC sequence to read is the last APPLY message's last CDC sequence + 1.
+//! - Applied messages are purged by the dispatcher, below the sink consumer's ack floor (the
+//!   message at the floor stays: it says where apply stands).
 //! - Every publish carries `Nats-Expected-Last-Sequence` (0 for the first: the stream must be
 //!   empty), so a publish lost in flight makes every later one fail, and one stored whose
 //!   PubAck was lost is never sent again: the job restarts and recomputes where to continue.
@@ -27,11 +29,12 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::Stream;
 use chrono::Utc;
+use ferry_kit::apply_log;
 use ferry_kit::backoff::Backoff;
 use ferry_kit::nats::{kv_get, kv_put};
 use ferry_kit::runtime::Runtime;
 use ferry_kit::{ErrorClass, KitError};
-use ferry_schemas::cdc::{ApplyEvent, CdcEvent};
+use ferry_schemas::cdc::CdcEvent;
 use ferry_schemas::control::{Assignment, TaskRecord};
 use ferry_schemas::envelope::Envelope;
 use ferry_schemas::names;
@@ -45,6 +48,8 @@ use tokio_util::sync::CancellationToken;
 const WINDOW: usize = 512;
 const FLOOR_EVERY: Duration = Duration::from_millis(50);
 const STATUS_EVERY: Duration = Duration::from_millis(500);
+/// How often applied messages are purged from the APPLY stream (at most).
+const PURGE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -120,10 +125,28 @@ async fn save(rt: &Runtime, task: &str, status: &mut DispatcherStatus) -> Result
     Ok(())
 }
 
-/// First APPLY sequence the sink has not applied yet (work-queue retention deletes applied ones).
-async fn applied_below(apply: &mut Stream) -> Result<u64, DispatchError> {
-    let info = apply.info().await.map_err(|e| KitError::nats("reading the APPLY stream", e))?;
-    Ok(if info.state.messages == 0 { info.state.last_sequence + 1 } else { info.state.first_sequence })
+/// First APPLY sequence the sink has not applied yet.
+async fn applied_below(apply: &mut Stream, task: &str) -> Result<u64, DispatchError> {
+    Ok(apply_log::acked_floor(apply, task).await? + 1)
+}
+
+/// Removes what the sink has applied from the APPLY stream every [`PURGE_EVERY`].
+struct Purger {
+    at: Instant,
+    through: u64,
+}
+
+impl Purger {
+    async fn tick(&mut self, apply: &Stream, task: &str, applied_below: u64) -> Result<(), DispatchError> {
+        let floor = applied_below.saturating_sub(1);
+        if self.at.elapsed() < PURGE_EVERY || floor <= self.through {
+            return Ok(());
+        }
+        apply_log::purge_applied(apply, task, floor).await?;
+        self.through = floor;
+        self.at = Instant::now();
+        Ok(())
+    }
 }
 
 async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Result<(), DispatchError> {
@@ -137,20 +160,26 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let mut cdc = rt.nats.cdc_stream(task, max_age, spec.source_region(&rt.nats.default_region)).await?;
     let mut apply = rt.nats.apply_stream(task).await?;
     let cdc_state = cdc.info().await.map_err(|e| KitError::nats("reading the CDC stream", e))?.state.clone();
-    let apply_last =
-        apply.info().await.map_err(|e| KitError::nats("reading the APPLY stream", e))?.state.last_sequence;
-    let offset = match status.apply_offset {
-        Some(o) => o,
-        None => {
-            let first_cdc =
-                if cdc_state.messages > 0 { cdc_state.first_sequence } else { cdc_state.last_sequence + 1 };
-            let o = (apply_last + 1) as i64 - first_cdc as i64;
-            status.apply_offset = Some(o);
-            o
-        }
-    };
+    let apply_state =
+        apply.info().await.map_err(|e| KitError::nats("reading the APPLY stream", e))?.state.clone();
+    let apply_last = apply_state.last_sequence;
     save(rt, task, &mut status).await?;
-    let next_cdc = ((apply_last + 1) as i64 - offset).max(1) as u64;
+    let next_cdc = if apply_last == 0 {
+        if cdc_state.messages > 0 {
+            cdc_state.first_sequence
+        } else {
+            cdc_state.last_sequence + 1
+        }
+    } else if apply_state.messages == 0 {
+        return Err(definite(
+            "apply_log_lost",
+            Some(names::apply_stream(task)),
+            format!("the APPLY stream holds no message but has had {apply_last}: it was purged outside Ferry, so where dispatch stands is unknown"),
+            "restart the task from a new full copy",
+        ));
+    } else {
+        apply_log::read(&apply, apply_last).await?.body.cdc_last() + 1
+    };
     if cdc_state.messages > 0 && cdc_state.first_sequence > next_cdc {
         return Err(definite(
             "cdc_gap",
@@ -177,17 +206,9 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
     let mut causality = Causality::default();
     let mut tables = TableMap::default();
     let mut chain = route::Chain::new(partitions);
-    let mut floor = applied_below(&mut apply).await?;
-    let open_start = if floor > apply_last {
-        None
-    } else {
-        match open_transaction_start(&apply, apply_last).await {
-            Ok(start) => start,
-            // Applied (and so deleted) meanwhile: a whole event.
-            Err(_) if applied_below(&mut apply).await? > apply_last => None,
-            Err(e) => return Err(e),
-        }
-    };
+    let mut floor = applied_below(&mut apply, task).await?;
+    let open_start =
+        if floor > apply_last { None } else { open_transaction_start(&apply, apply_last).await? };
     while floor <= apply_last {
         if let Some(start) = open_start.filter(|start| floor >= *start) {
             tracing::info!(task, start, apply_last, "continuing a split transaction");
@@ -198,8 +219,9 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = cancel.cancelled() => return Ok(()),
         }
-        floor = applied_below(&mut apply).await?;
+        floor = applied_below(&mut apply, task).await?;
     }
+    let mut purger = Purger { at: Instant::now(), through: 0 };
     let mut floor_at = Instant::now();
     let mut last_status = Instant::now();
     let mut status_failing = false;
@@ -251,8 +273,9 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
         let env: Envelope<Event> = serde_json::from_slice(&msg.payload)
             .map_err(|source| KitError::Json { what: format!("CDC message {seq}"), source })?;
         if floor_at.elapsed() >= FLOOR_EVERY {
-            floor = applied_below(&mut apply).await?;
+            floor = applied_below(&mut apply, task).await?;
             floor_at = Instant::now();
+            purger.tick(&apply, task, floor).await?;
             if causality.len() > 100_000 {
                 causality.prune(floor);
             }
@@ -352,12 +375,7 @@ async fn run_once(rt: &Runtime, task: &str, cancel: &CancellationToken) -> Resul
 /// or with a part an older dispatcher routed to a partition, which the sink applies without
 /// waiting for the rest).
 async fn open_transaction_start(apply: &Stream, last: u64) -> Result<Option<u64>, DispatchError> {
-    let msg = apply
-        .get_raw_message(last)
-        .await
-        .map_err(|e| KitError::nats(format!("reading APPLY message {last}"), e))?;
-    let env: Envelope<ApplyEvent> = serde_json::from_slice(&msg.payload)
-        .map_err(|source| KitError::Json { what: format!("APPLY message {last}"), source })?;
+    let env = apply_log::read(apply, last).await?;
     Ok(match env.body.event {
         CdcEvent::Transaction(t) if !t.last_part && env.body.partition.is_none() => {
             Some(last.saturating_sub(u64::from(t.part)))

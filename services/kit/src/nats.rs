@@ -174,16 +174,28 @@ impl Nats {
         .await
     }
 
-    /// Gets or creates a task's APPLY stream: work-queue retention, local to the target region
-    /// (a work-queue stream must never be mirrored: its mirror consumer does not ack).
+    /// Gets or creates a task's APPLY stream, local to the target region. Limits retention: the
+    /// dispatcher purges what the sink has acknowledged but keeps the message at the sink's ack
+    /// floor, whose CDC range and position say where dispatch and apply stand (see
+    /// `crate::apply_log`). A stream an older release created as a work queue deletes that
+    /// message on ack, so it is refused with the fix.
     pub async fn apply_stream(&self, task: &str) -> Result<stream::Stream, KitError> {
-        self.local_stream(stream::Config {
-            name: names::apply_stream(task),
-            subjects: vec![names::apply_subjects(task)],
-            retention: stream::RetentionPolicy::WorkQueue,
-            ..Default::default()
-        })
-        .await
+        let mut stream = self
+            .local_stream(stream::Config {
+                name: names::apply_stream(task),
+                subjects: vec![names::apply_subjects(task)],
+                retention: stream::RetentionPolicy::Limits,
+                ..Default::default()
+            })
+            .await?;
+        let name = names::apply_stream(task);
+        let info = stream.info().await.map_err(|e| KitError::nats(format!("reading stream {name}"), e))?;
+        if info.config.retention != stream::RetentionPolicy::Limits {
+            return Err(KitError::Config(format!(
+                "stream {name} was created by an older Ferry as a work queue, which deletes the message this release resumes from; restart the task from a new full copy (ferry task delete, then create)"
+            )));
+        }
+        Ok(stream)
     }
 
     /// Gets or creates a task's CHECK stream: verification results, kept 30 days.

@@ -40,7 +40,7 @@ impl Store {
 
     /// The applied watermark (see [`ferry_kit::watermark`]), read in the target region.
     pub async fn applied_watermark(&self, spec: &TaskSpec) -> Option<Watermark> {
-        ferry_kit::watermark::applied(&self.target_js(spec), &self.buckets.status, &spec.name).await
+        ferry_kit::watermark::applied(&self.target_js(spec), &spec.name).await
     }
 
     pub async fn task_names(&self) -> Result<Vec<String>, KitError> {
