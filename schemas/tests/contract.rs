@@ -245,6 +245,14 @@ fn schemas_and_examples_match_the_types() {
                     prev_barrier_seq: 9,
                     partition_last: vec![],
                     after: vec![ferry_schemas::cdc::After { partition: 1, seq: 15 }],
+                    then: vec![ferry_schemas::cdc::ThenTransaction {
+                        cdc_seq: 18,
+                        position: Some(p0()),
+                        transaction: match &txn {
+                            CdcEvent::Transaction(t) => t.clone(),
+                            other => panic!("the example is a transaction: {other:?}"),
+                        },
+                    }],
                     event: txn,
                 },
             )
@@ -274,12 +282,7 @@ fn schemas_and_examples_match_the_types() {
     );
     contract(
         "dispatcher_status",
-        DispatcherStatus {
-            cdc_seq: 120,
-            barriers: 3,
-            updated_at: Some(at()),
-            ..Default::default()
-        },
+        DispatcherStatus { cdc_seq: 120, barriers: 3, updated_at: Some(at()), ..Default::default() },
         &mut drift,
     );
     let ddl = CdcEvent::Ddl(DdlEvent {

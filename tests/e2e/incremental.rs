@@ -616,11 +616,18 @@ async fn applied_totals_survive_a_sink_kill() -> Result<()> {
 }
 
 /// The APPLY stream keeps only what the sink has not acknowledged plus the message at its ack
-/// floor (the dispatcher purges the rest), and a dispatcher killed and restarted resumes after
-/// the last APPLY message's CDC messages: nothing lost, nothing twice.
+/// floor (the dispatcher purges the rest); a dispatcher killed and restarted resumes after the
+/// last APPLY message's CDC messages, and packs the transactions it then finds waiting (one
+/// partition: all go to it) several to a message: nothing lost, nothing twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn applied_messages_are_purged_and_dispatch_resumes_after_the_last_one() -> Result<()> {
-    let Syncing { db, task, mut stack, mut src, _cleanup } = start_syncing("e2e_purge", "purge").await?;
+    let (db, task, scenario, _cleanup) = incremental_scenario("e2e_purge").await?;
+    let mut stack = Stack::start("purge").await?;
+    let spec = scenario.render("task.yaml")?.replace("  partitions: 4\n", "  partitions: 1\n");
+    stack.create_and_start(&spec).await?;
+    wait_phase(&stack, &task, Phase::Incremental, Duration::from_secs(300)).await?;
+    let mut src = admin("source").await?;
+    src.query_drop(format!("USE `{db}`")).await?;
     for id in 1..=30 {
         src.query_drop(format!("UPDATE accounts SET note = 'p{id}' WHERE id = {id}")).await?;
     }
@@ -648,12 +655,24 @@ async fn applied_messages_are_purged_and_dispatch_resumes_after_the_last_one() -
     );
 
     stack.dispatcher.kill().await?;
-    for id in 31..=60 {
+    let last_of = |name: String| {
+        let js = js.clone();
+        async move { anyhow::Ok(js.get_stream(name).await?.info().await?.state.last_sequence) }
+    };
+    let (cdc_before, apply_before) = (
+        last_of(ferry_schemas::names::cdc_stream(&task)).await?,
+        last_of(ferry_schemas::names::apply_stream(&task)).await?,
+    );
+    for id in 31..=230 {
         src.query_drop(format!("UPDATE accounts SET note = 'q{id}' WHERE id = {id}")).await?;
     }
     stack.dispatcher.restart()?;
     let end = source_position().await?;
     wait_applied(&stack, &task, &end, Duration::from_secs(60)).await?;
+    let cdc = last_of(ferry_schemas::names::cdc_stream(&task)).await? - cdc_before;
+    let apply = last_of(ferry_schemas::names::apply_stream(&task)).await? - apply_before;
+    // 200 transactions (and a heartbeat a second, which travel alone) in far fewer messages.
+    ensure!(cdc >= 200 && apply * 2 < cdc, "{cdc} CDC messages became {apply} APPLY messages");
     assert_equal(&db).await
 }
 

@@ -2,6 +2,7 @@
 //! partitions transactions over the APPLY stream by key causality (OMS Incr-Sync, front half).
 //! See `job` for the resume protocol and `route` for causality.
 
+pub mod batch;
 pub mod job;
 pub mod raw;
 pub mod route;

@@ -20,7 +20,7 @@
 
 use chrono::{DateTime, Utc};
 use ferry_schemas::cdc::{After, CdcEvent, ChangeOp, DdlEvent, Heartbeat, TableVersion};
-use ferry_schemas::position::BinlogFilePos;
+use ferry_schemas::position::{BinlogFilePos, SourcePosition};
 use ferry_schemas::table::TableRef;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
@@ -203,9 +203,10 @@ impl Serialize for Event<'_> {
     }
 }
 
-/// `ferry_schemas::cdc::ApplyEvent` around an [`Event`] (same fields, same order).
+/// `ferry_schemas::cdc::ApplyEvent` around an event: an [`Event`], or one already written
+/// (same fields, same order). `then` holds written [`ThenOut`]s.
 #[derive(Serialize)]
-pub struct ApplyOut<'e, 'a> {
+pub struct ApplyOut<'e, E: ?Sized + Serialize> {
     pub cdc_seq: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
@@ -215,13 +216,37 @@ pub struct ApplyOut<'e, 'a> {
     pub partition_last: Vec<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<After>,
-    pub event: &'e Event<'a>,
+    pub event: &'e E,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub then: &'e [Box<RawValue>],
+}
+
+/// `ferry_schemas::cdc::ThenTransaction` around an [`Event`] that is a transaction.
+#[derive(Serialize)]
+pub struct ThenOut<'e, 'a> {
+    pub cdc_seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<&'e SourcePosition>,
+    pub transaction: Untagged<'e, 'a>,
+}
+
+/// A transaction event written without its `type` tag (as `ferry_schemas::cdc::Transaction`).
+pub struct Untagged<'e, 'a>(pub &'e Event<'a>);
+
+impl Serialize for Untagged<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Event::Transaction(t) => t.serialize(s),
+            Event::Typed(CdcEvent::Transaction(t)) => t.serialize(s),
+            Event::Typed(_) => Err(serde::ser::Error::custom("only transactions travel after the first")),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_schemas::cdc::{ApplyEvent, RowChange, Transaction};
+    use ferry_schemas::cdc::{ApplyEvent, RowChange, ThenTransaction, Transaction};
     use ferry_schemas::envelope::Envelope;
     use ferry_schemas::full::BatchColumn;
     use ferry_schemas::value::ColumnType;
@@ -298,6 +323,28 @@ mod tests {
             }
         }
         let after = vec![After { partition: 2, seq: 9 }];
+        // A transaction travels once more after itself, as a packed message would carry it.
+        let position = SourcePosition {
+            binlog: BinlogFilePos { file: "binlog.000001".into(), offset: 900 },
+            gtid: None,
+            server_id: Some(1),
+        };
+        let (then_out, then_typed) = match &env.body {
+            CdcEvent::Transaction(t) => (
+                vec![serde_json::value::to_raw_value(&ThenOut {
+                    cdc_seq: 6,
+                    position: Some(&position),
+                    transaction: Untagged(&read.body),
+                })
+                .unwrap()],
+                vec![ThenTransaction {
+                    cdc_seq: 6,
+                    position: Some(position.clone()),
+                    transaction: t.clone(),
+                }],
+            ),
+            _ => (vec![], vec![]),
+        };
         let out = ApplyOut {
             cdc_seq: 5,
             partition: Some(1),
@@ -306,6 +353,7 @@ mod tests {
             partition_last: vec![],
             after: after.clone(),
             event: &read.body,
+            then: &then_out,
         };
         let typed = ApplyEvent {
             cdc_seq: 5,
@@ -315,6 +363,7 @@ mod tests {
             partition_last: vec![],
             after,
             event: env.body,
+            then: then_typed,
         };
         (serde_json::to_string(&out).unwrap(), serde_json::to_string(&typed).unwrap())
     }
@@ -333,6 +382,7 @@ mod tests {
         assert_eq!(map.seen.len(), 1);
         let back: ApplyEvent = serde_json::from_str(&raw).unwrap();
         assert_eq!(back.event, transaction_with_time(&back.event));
+        assert_eq!((back.then.len(), back.cdc_last()), (1, 6));
         let ddl = CdcEvent::Ddl(DdlEvent {
             gtid: None,
             committed_at: Utc::now(),

@@ -262,33 +262,63 @@ impl Causality {
         apply_seq: u64,
         applied_below: u64,
     ) -> (Option<u32>, Vec<Join>) {
-        match event {
-            Event::Transaction(txn) => self.route_transaction(txn, partitions, apply_seq, applied_below),
-            Event::Typed(CdcEvent::Transaction(txn)) => {
-                self.route_transaction(txn, partitions, apply_seq, applied_below)
-            }
-            Event::Typed(_) => (None, Vec::new()),
-        }
+        let backlog = apply_seq.saturating_sub(applied_below);
+        let route = self.plan(event, partitions, apply_seq, applied_below, backlog, None);
+        self.commit(&route, apply_seq);
+        (route.partition, route.joins)
     }
 
-    fn route_transaction<T: KeyedTransaction>(
-        &mut self,
-        txn: &T,
+    /// [`Causality::route`] without recording anything: `apply_seq` is the sequence a new
+    /// message would get, `backlog` the transactions dispatched and not applied, `prefer` the
+    /// partition of the message being filled (a transaction with nothing to order by goes
+    /// there). [`Causality::commit`] then records the keys with the sequence of the message the
+    /// transaction actually goes into.
+    pub fn plan(
+        &self,
+        event: &Event,
         partitions: u32,
         apply_seq: u64,
         applied_below: u64,
-    ) -> (Option<u32>, Vec<Join>) {
+        backlog: u64,
+        prefer: Option<u32>,
+    ) -> Route {
+        let at = Position { apply_seq, applied_below, catching_up: backlog > CATCH_UP_BACKLOG };
+        match event {
+            Event::Transaction(txn) => self.plan_transaction(txn, partitions, at, prefer),
+            Event::Typed(CdcEvent::Transaction(txn)) => self.plan_transaction(txn, partitions, at, prefer),
+            Event::Typed(_) => Route::barrier(),
+        }
+    }
+
+    /// Records a planned transaction's keys as last touched by the message at `apply_seq`.
+    pub fn commit(&mut self, route: &Route, apply_seq: u64) {
+        let Some(partition) = route.partition else { return };
+        self.last = partition;
+        for k in &route.keys {
+            self.inflight.insert(*k, (partition, apply_seq));
+        }
+    }
+
+    fn plan_transaction<T: KeyedTransaction>(
+        &self,
+        txn: &T,
+        partitions: u32,
+        at: Position,
+        prefer: Option<u32>,
+    ) -> Route {
+        let Position { apply_seq, applied_below, catching_up } = at;
         if txn.is_split() {
-            return (None, Vec::new());
+            return Route::barrier();
         }
         if txn.changes().is_empty() {
             // Nothing to order against: any lane will do; it carries the position forward.
-            return (Some((apply_seq % u64::from(partitions.max(1))) as u32), Vec::new());
+            let partition = prefer.unwrap_or((apply_seq % u64::from(partitions.max(1))) as u32);
+            return Route { partition: Some(partition), joins: Vec::new(), keys: Vec::new() };
         }
         if txn.changes().iter().any(|c| txn.tables().get(c.table() as usize).is_none()) {
             // A change whose table is not listed (or not read yet: see `filter_and_rename`)
             // has no keys to order by: a barrier keeps it in order with everything.
-            return (None, Vec::new());
+            return Route::barrier();
         }
         let keys = transaction_keys(txn);
         // Partition -> the newest in-flight message there that touched one of the keys.
@@ -299,26 +329,21 @@ impl Causality {
             let e = busy.entry(*p).or_insert(*seq);
             *e = (*e).max(*seq);
         }
-        let catching_up = apply_seq.saturating_sub(applied_below) > CATCH_UP_BACKLOG;
         let partition = match busy.keys().next() {
             None if catching_up => self.last % partitions.max(1),
             None => keys.first().map_or(0, |k| (k % u64::from(partitions.max(1))) as u32),
             Some(p) => *p,
         };
-        self.last = partition;
         if busy.len() > 1 && !JOIN_PARTITIONS {
             // A barrier: it runs after everything before it, alone.
-            return (None, Vec::new());
+            return Route::barrier();
         }
         let joins: Vec<Join> = busy
             .into_iter()
             .filter(|(p, _)| *p != partition)
             .map(|(partition, seq)| Join { partition, seq })
             .collect();
-        for k in keys {
-            self.inflight.insert(k, (partition, apply_seq));
-        }
-        (Some(partition), joins)
+        Route { partition: Some(partition), joins, keys }
     }
 
     /// Forgets keys whose last change has been applied.
@@ -332,6 +357,31 @@ impl Causality {
 
     pub fn is_empty(&self) -> bool {
         self.inflight.is_empty()
+    }
+}
+
+/// Where dispatch stands when a transaction is planned.
+#[derive(Clone, Copy)]
+struct Position {
+    apply_seq: u64,
+    applied_below: u64,
+    catching_up: bool,
+}
+
+/// Where [`Causality::plan`] sends a transaction.
+#[derive(Debug)]
+pub struct Route {
+    /// `None`: a barrier.
+    pub partition: Option<u32>,
+    /// Messages of other partitions it must follow.
+    pub joins: Vec<Join>,
+    /// Its keys, recorded by [`Causality::commit`].
+    keys: Vec<u64>,
+}
+
+impl Route {
+    fn barrier() -> Self {
+        Self { partition: None, joins: Vec::new(), keys: Vec::new() }
     }
 }
 

@@ -79,8 +79,13 @@ pub trait Handler: Send + Sync + 'static {
             Ok(out)
         })
     }
-    /// Most items of one lane handed to [`Handler::handle_batch`] at once.
+    /// Most items of one lane handed to [`Handler::handle_batch`] at once, counted by
+    /// [`Handler::weight`].
     fn max_batch(&self) -> usize {
+        1
+    }
+    /// What an item counts against [`Handler::max_batch`] (the sink: its source transactions).
+    fn weight(&self, _item: &Self::Item) -> usize {
         1
     }
     /// How long a lane with less than a full batch queued waits for more before it starts
@@ -150,12 +155,24 @@ pub async fn durable_consumer(
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
 
 /// Messages read and not yet handed to a handler, by lane, in arrival order, each with when
-/// it was queued.
+/// it was queued and its weight ([`Handler::weight`]).
 struct Queues<T> {
-    by_lane: HashMap<u64, VecDeque<(Instant, T)>>,
+    by_lane: HashMap<u64, LaneQueue<T>>,
     /// Lanes with queued messages, oldest first.
     order: VecDeque<u64>,
     queued: usize,
+}
+
+struct LaneQueue<T> {
+    entries: VecDeque<(Instant, usize, T)>,
+    /// Sum of the entries' weights.
+    weight: usize,
+}
+
+impl<T> Default for LaneQueue<T> {
+    fn default() -> Self {
+        Self { entries: VecDeque::new(), weight: 0 }
+    }
 }
 
 impl<T> Queues<T> {
@@ -163,21 +180,24 @@ impl<T> Queues<T> {
         Self { by_lane: HashMap::new(), order: VecDeque::new(), queued: 0 }
     }
 
-    fn push(&mut self, lane: u64, entry: T, now: Instant) {
+    fn push(&mut self, lane: u64, entry: T, weight: usize, now: Instant) {
         let q = self.by_lane.entry(lane).or_default();
-        if q.is_empty() {
+        if q.entries.is_empty() {
             self.order.push_back(lane);
         }
-        q.push_back((now, entry));
+        q.entries.push_back((now, weight, entry));
+        q.weight += weight;
         self.queued += 1;
     }
 
     /// Whether a lane's queue may start: a full batch, or its oldest has lingered enough.
-    fn due(q: &VecDeque<(Instant, T)>, max: usize, linger: Duration, now: Instant) -> bool {
-        q.len() >= max || q.front().is_none_or(|(at, _)| now.saturating_duration_since(*at) >= linger)
+    fn due(q: &LaneQueue<T>, max: usize, linger: Duration, now: Instant) -> bool {
+        q.weight >= max
+            || q.entries.front().is_none_or(|(at, _, _)| now.saturating_duration_since(*at) >= linger)
     }
 
-    /// Takes up to `max` messages of the oldest lane that is not busy and is due.
+    /// Takes messages of the oldest lane that is not busy and is due, up to a weight of `max`
+    /// (at least one message).
     fn take(
         &mut self,
         busy: &HashSet<u64>,
@@ -191,9 +211,18 @@ impl<T> Queues<T> {
         })?;
         let lane = self.order.remove(pos)?;
         let q = self.by_lane.get_mut(&lane)?;
-        let n = q.len().min(max);
-        let batch: Vec<T> = q.drain(..n).map(|(_, e)| e).collect();
-        if q.is_empty() {
+        let mut n = 0;
+        let mut weight = 0;
+        for (_, w, _) in &q.entries {
+            if n > 0 && weight + w > max {
+                break;
+            }
+            n += 1;
+            weight += w;
+        }
+        let batch: Vec<T> = q.entries.drain(..n).map(|(_, _, e)| e).collect();
+        q.weight -= weight;
+        if q.entries.is_empty() {
             self.by_lane.remove(&lane);
         } else {
             self.order.push_back(lane);
@@ -207,7 +236,7 @@ impl<T> Queues<T> {
         self.by_lane
             .iter()
             .filter(|(l, _)| !busy.contains(l))
-            .filter_map(|(_, q)| q.front().map(|(at, _)| *at + linger))
+            .filter_map(|(_, q)| q.entries.front().map(|(at, _, _)| *at + linger))
             .min()
     }
 }
@@ -293,7 +322,10 @@ pub async fn consume<H: Handler>(
                 match lane {
                     Lane::Barrier => barriers.push((msg, item)),
                     Lane::Key(k) if !barriers.is_empty() => held.push((k, msg, item)),
-                    Lane::Key(k) => queues.push(k, (msg, item), Instant::now()),
+                    Lane::Key(k) => {
+                        let weight = handler.weight(&item);
+                        queues.push(k, (msg, item), weight, Instant::now())
+                    }
                 }
             }
         }
@@ -317,7 +349,8 @@ async fn run_barriers<H: Handler>(
         .map_err(ConsumeError::Failed)?;
     let now = Instant::now();
     for (lane, msg, item) in held.drain(..) {
-        queues.push(lane, (msg, item), now);
+        let weight = handler.weight(&item);
+        queues.push(lane, (msg, item), weight, now);
     }
     Ok(())
 }
@@ -389,8 +422,8 @@ mod tests {
         let t0 = Instant::now();
         let mut q: Queues<u32> = Queues::new();
         let idle = HashSet::new();
-        q.push(1, 10, t0);
-        q.push(1, 11, t0 + Duration::from_millis(30));
+        q.push(1, 10, 1, t0);
+        q.push(1, 11, 1, t0 + Duration::from_millis(30));
         // Two of four queued, the oldest 40 ms old: not yet.
         assert_eq!(q.take(&idle, 4, linger, t0 + Duration::from_millis(40)), None);
         assert_eq!(q.next_due(&idle, linger), Some(t0 + linger));
@@ -398,15 +431,34 @@ mod tests {
         assert_eq!((q.queued, q.next_due(&idle, linger)), (0, None));
         // A full batch starts at once; what is left lingers from its own arrival.
         for (n, v) in [20, 21, 22].into_iter().enumerate() {
-            q.push(2, v, t0 + Duration::from_millis(n as u64));
+            q.push(2, v, 1, t0 + Duration::from_millis(n as u64));
         }
         assert_eq!(q.take(&idle, 2, linger, t0), Some((2, vec![20, 21])));
         assert_eq!(q.take(&idle, 2, linger, t0 + Duration::from_millis(51)), None);
         assert_eq!(q.take(&idle, 2, linger, t0 + Duration::from_millis(52)), Some((2, vec![22])));
         // A busy lane is neither taken nor waited for; without linger everything is due.
-        q.push(3, 30, t0);
+        q.push(3, 30, 1, t0);
         let busy: HashSet<u64> = [3].into_iter().collect();
         assert_eq!((q.take(&busy, 4, linger, t0 + linger), q.next_due(&busy, linger)), (None, None));
         assert_eq!(q.take(&idle, 4, Duration::ZERO, t0), Some((3, vec![30])));
+    }
+
+    #[test]
+    fn a_batch_is_cut_by_weight_but_takes_at_least_one_message() {
+        let t0 = Instant::now();
+        let idle = HashSet::new();
+        let mut q: Queues<u32> = Queues::new();
+        // Weights 3, 3, 1 against a batch of 4: full at once (6 >= 4), taken 3 then 3 + 1.
+        q.push(1, 10, 3, t0);
+        q.push(1, 11, 3, t0);
+        q.push(1, 12, 1, t0);
+        let linger = Duration::from_secs(60);
+        assert_eq!(q.take(&idle, 4, linger, t0), Some((1, vec![10])));
+        // 3 + 1 = 4: a full batch again, due at once.
+        assert_eq!(q.take(&idle, 4, linger, t0), Some((1, vec![11, 12])));
+        // One message heavier than a batch still goes.
+        q.push(2, 20, 9, t0);
+        assert_eq!(q.take(&idle, 4, linger, t0), Some((2, vec![20])));
+        assert_eq!(q.queued, 0);
     }
 }

@@ -32,6 +32,13 @@ pub async fn applied(js: &Context, task: &str) -> Option<Watermark> {
 
 /// Where on the source the target is once the APPLY message `env` is applied.
 fn reached(env: &Envelope<ApplyEvent>) -> Option<Watermark> {
+    if let Some(last) = env.body.then.last() {
+        // Packed transactions are whole: the last one's end is reached.
+        return Some(Watermark {
+            position: last.position.clone()?,
+            source_time: last.transaction.committed_at,
+        });
+    }
     let mut position = env.position.clone()?;
     let source_time = match &env.body.event {
         CdcEvent::Transaction(Transaction { last_part: false, begin: Some(begin), committed_at, .. }) => {

@@ -140,6 +140,12 @@ impl Handler for IncrementalApplier {
         MAX_BATCH
     }
 
+    /// A message counts its source transactions (`ApplyEvent::then`), so a group stays near
+    /// [`MAX_BATCH`] transactions however the dispatcher packed them.
+    fn weight(&self, item: &Item) -> usize {
+        1 + item.env.body.then.len()
+    }
+
     /// `incremental.linger_ms`: measured on bench/cdc (sysbench oltp_write_only, 20 s steady,
     /// 8 partitions), the source kept 0.29 of its tps without Ferry when every lane wrote at
     /// once (the target spent 43% of a core), 0.42 at 50 ms (28%) and 0.41 at 120 ms (25%);
@@ -165,21 +171,30 @@ impl IncrementalApplier {
                 return Ok(Outcome::Later(WAIT_FOR_PREDECESSOR));
             }
             let position = position_of(item);
-            let (source_time, rows, txns, ddl) = match &item.env.body.event {
-                CdcEvent::Transaction(txn) => {
-                    let rows = self.transactions(&[(item, txn)], txn.is_split()).await?;
-                    (txn.committed_at, rows.iter().sum(), u64::from(txn.last_part), 0)
+            match &item.env.body.event {
+                CdcEvent::Transaction(_) => {
+                    let members = Member::of(item);
+                    let pieces = matches!(members.as_slice(), [one] if one.txn.is_split());
+                    let rows = self.transactions(&members, pieces).await?;
+                    for (m, n) in members.iter().zip(rows) {
+                        self.applied(
+                            m.applied_position(),
+                            m.txn.committed_at,
+                            n,
+                            u64::from(m.txn.last_part),
+                            0,
+                        );
+                    }
                 }
                 CdcEvent::Ddl(d) => {
                     self.ddl(item, d, &position, &done).await?;
-                    (d.committed_at, 0, 0, 1)
+                    self.applied(position, d.committed_at, 0, 0, 1);
                 }
                 CdcEvent::Heartbeat(h) => {
                     self.checkpoint_only(item, &position, h.source_time).await?;
-                    (h.source_time, 0, 0, 0)
+                    self.applied(position, h.source_time, 0, 0, 0);
                 }
-            };
-            self.applied(applied_position(item), source_time, rows, txns, ddl);
+            }
             Ok(Outcome::Done)
         })
     }
@@ -220,6 +235,51 @@ fn table_of(txn: &Transaction) -> String {
     txn.tables.first().map_or_else(|| "transaction".into(), |t| t.table.to_string())
 }
 
+/// One source transaction of an APPLY message: its `event`, or one of the whole transactions
+/// packed after it (`ApplyEvent::then`). The message is applied and acknowledged as a unit (its
+/// sequence is the lane's checkpoint), so a group always takes all of a message's members.
+#[derive(Clone)]
+struct Member<'a> {
+    item: &'a Item,
+    txn: &'a Transaction,
+    cdc_seq: u64,
+    position: SourcePosition,
+}
+
+impl<'a> Member<'a> {
+    /// The message's transactions in CDC order (none for a DDL or a heartbeat).
+    fn of(item: &'a Item) -> Vec<Member<'a>> {
+        let body = &item.env.body;
+        let CdcEvent::Transaction(first) = &body.event else { return Vec::new() };
+        let mut members = Vec::with_capacity(1 + body.then.len());
+        members.push(Member { item, txn: first, cdc_seq: body.cdc_seq, position: position_of(item) });
+        members.extend(body.then.iter().map(|t| Member {
+            item,
+            txn: &t.transaction,
+            cdc_seq: t.cdc_seq,
+            position: t.position.clone().unwrap_or_else(|| position_of(item)),
+        }));
+        members
+    }
+
+    /// The source position reached once it is applied: a part of a split transaction that is
+    /// not its last has not reached the transaction's end (its position) yet, only its
+    /// beginning.
+    fn applied_position(&self) -> SourcePosition {
+        match self.txn {
+            Transaction { last_part: false, begin: Some(begin), .. } => {
+                SourcePosition { binlog: begin.clone(), ..self.position.clone() }
+            }
+            _ => self.position.clone(),
+        }
+    }
+
+    /// Whether it carries the message's trace (the first transaction's).
+    fn traced(&self) -> bool {
+        self.cdc_seq == self.item.env.body.cdc_seq
+    }
+}
+
 /// Whether a split source transaction that has reached `part` (of `item.bytes`) is too large
 /// to hold and commit at once: more than [`MAX_UNIT`] messages, or, as its parts so far are
 /// about as large as this one (only the last is smaller), more than `limit_bytes`. The consume
@@ -246,25 +306,28 @@ enum Unit {
 /// See [`Unit`]. Only the barrier lane (`holds`) gets whole split transactions (the dispatcher
 /// makes their parts barriers and the consume loop holds them until the last); parts in a
 /// partition lane (from a dispatcher before this rule) are applied as pieces.
-fn split_unit(group: &[(&Item, &Transaction)], limit_bytes: usize, holds: bool) -> Unit {
-    let Some((_, first)) = group.first() else { return Unit::Whole };
-    if first.part > 0 {
+///
+/// Packed messages (`ApplyEvent::then`) hold whole transactions only, so no cut falls inside
+/// one: cuts are at split parts, which always travel alone.
+fn split_unit(group: &[Member], limit_bytes: usize, holds: bool) -> Unit {
+    let Some(first) = group.first() else { return Unit::Whole };
+    if first.txn.part > 0 {
         // Its first pieces committed in an earlier group: the rest are pieces too.
-        let end = group.iter().position(|(_, t)| t.last_part).map_or(group.len(), |e| e + 1);
+        let end = group.iter().position(|m| m.txn.last_part).map_or(group.len(), |e| e + 1);
         return Unit::Pieces(end);
     }
     // One too large to hold goes in pieces from its first part, even if it is complete here.
-    if let Some(j) = group.iter().position(|(item, t)| t.is_split() && too_large(item, t, limit_bytes)) {
-        let start = group[..=j].iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
+    if let Some(j) = group.iter().position(|m| m.txn.is_split() && too_large(m.item, m.txn, limit_bytes)) {
+        let start = group[..=j].iter().rposition(|m| m.txn.part == 0).unwrap_or(0);
         return if start > 0 { Unit::Cut(start) } else { Unit::Pieces(j + 1) };
     }
-    if group.last().is_none_or(|(_, t)| t.last_part) {
+    if group.last().is_none_or(|m| m.txn.last_part) {
         return Unit::Whole;
     }
     if !holds {
         return Unit::Pieces(group.len());
     }
-    let start = group.iter().rposition(|(_, t)| t.part == 0).unwrap_or(0);
+    let start = group.iter().rposition(|m| m.txn.part == 0).unwrap_or(0);
     if start > 0 {
         Unit::Cut(start)
     } else if group.len() >= MAX_UNIT {
@@ -322,19 +385,6 @@ pub const MAX_UNIT: usize = 256;
 /// the task's `incremental.fan_out`).
 const FAN_OUT_FROM: usize = 32;
 
-/// The source position reached once `item` is applied: a part of a split transaction that is
-/// not its last has not reached the transaction's end (its envelope position) yet, only its
-/// beginning.
-fn applied_position(item: &Item) -> SourcePosition {
-    let position = position_of(item);
-    match &item.env.body.event {
-        CdcEvent::Transaction(Transaction { last_part: false, begin: Some(begin), .. }) => {
-            SourcePosition { binlog: begin.clone(), ..position }
-        }
-        _ => position,
-    }
-}
-
 fn position_of(item: &Item) -> SourcePosition {
     item.env.position.clone().unwrap_or_else(|| SourcePosition {
         binlog: BinlogFilePos { file: String::new(), offset: 0 },
@@ -369,6 +419,11 @@ impl IncrementalApplier {
         }
     }
 
+    /// The lane's checkpoint once `m` (the last transaction of a group) is applied.
+    fn checkpoint_after(&self, m: &Member, at: chrono::DateTime<chrono::Utc>) -> LaneCheckpoint {
+        LaneCheckpoint { cdc_seq: m.cdc_seq, ..self.checkpoint_for(m.item, &m.applied_position(), at) }
+    }
+
     fn remember(&self, lane: u32, cp: LaneCheckpoint) {
         if let Ok(mut l) = self.lanes.lock() {
             l.insert(lane, cp);
@@ -401,11 +456,11 @@ impl IncrementalApplier {
     /// `pieces`: the group is a piece of a split source transaction too large to commit at
     /// once; it is replayed in safe mode (its other pieces commit separately, and a crash
     /// between them must converge like the window after a full copy).
-    async fn transactions(&self, group: &[(&Item, &Transaction)], pieces: bool) -> Result<Vec<u64>, Failure> {
-        let normal = !pieces && group.iter().all(|(item, _)| !self.safe_item(item));
+    async fn transactions(&self, group: &[Member<'_>], pieces: bool) -> Result<Vec<u64>, Failure> {
+        let normal = !pieces && group.iter().all(|m| !self.safe_member(m));
         if normal {
             // A split transaction commits on one connection, so it is never seen half applied.
-            let whole = group.iter().all(|(_, txn)| !txn.is_split());
+            let whole = group.iter().all(|m| !m.txn.is_split());
             if whole && group.len() >= FAN_OUT_FROM && self.spec.incremental.fan_out > 1 {
                 if let Some(rows) = self.fan_out(group).await? {
                     return Ok(rows);
@@ -430,17 +485,18 @@ impl IncrementalApplier {
     }
 
     /// One `apply` span per traced transaction, each in its own trace: they share a batch.
-    fn apply_spans(&self, group: &[(&Item, &Transaction)]) -> Vec<tracing::Span> {
+    fn apply_spans(&self, group: &[Member]) -> Vec<tracing::Span> {
         group
             .iter()
-            .filter_map(|(item, txn)| {
-                let parent = item.trace.as_ref()?;
+            .filter(|m| m.traced())
+            .filter_map(|m| {
+                let parent = m.item.trace.as_ref()?;
                 let span = tracing::info_span!(
                     "apply",
                     task = %self.task,
-                    apply_seq = item.seq,
-                    lane = item.lane,
-                    rows = txn.changes.len(),
+                    apply_seq = m.item.seq,
+                    lane = m.item.lane,
+                    rows = m.txn.changes.len(),
                     batch = group.len()
                 );
                 ferry_kit::trace::follow(&span, Some(parent));
@@ -460,23 +516,23 @@ impl IncrementalApplier {
     /// (keys in flight in several partitions go to the lowest), so one connection did all the
     /// target's work in a catch-up. Only one lane fans out at a time, so the pool (partitions +
     /// fan_out + 2 connections) always has enough for it and for the other lanes.
-    async fn fan_out(&self, group: &[(&Item, &Transaction)]) -> Result<Option<Vec<u64>>, Failure> {
+    async fn fan_out(&self, group: &[Member<'_>]) -> Result<Option<Vec<u64>>, Failure> {
         let Ok(_turn) = self.fan_out.try_lock() else { return Ok(None) };
-        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
+        let Some((last, first)) = group.last().zip(group.first()) else {
             return Ok(None);
         };
-        let what = table_of(first_txn);
-        let txns: Vec<&Transaction> = group.iter().map(|(_, txn)| *txn).collect();
+        let what = table_of(first.txn);
+        let txns: Vec<&Transaction> = group.iter().map(|m| m.txn).collect();
         let Some((scripts, rows)) = net::plan_parts(&txns, self.spec.incremental.fan_out as usize)
-            .map_err(|e| self.failure(e, &position_of(last), &what))?
+            .map_err(|e| self.failure(e, &last.position, &what))?
         else {
             return Ok(None);
         };
         let started = Instant::now();
         let spans = self.apply_spans(group);
-        let lane = first.lane;
+        let lane = first.item.lane;
         let current = LaneCheckpoint { safe_until: 0, ..self.lane(lane) };
-        let mut reached = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
+        let mut reached = self.checkpoint_after(last, last.txn.committed_at);
         reached.safe_until = 0;
         reached.rows += rows.iter().sum::<u64>();
         reached.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
@@ -484,9 +540,17 @@ impl IncrementalApplier {
         // The intent commits before any part can.
         let mut intent =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
-        checkpoint::save_fanout_intent(&mut intent, &self.task, lane, &current, last.seq, parts, &reached)
-            .await
-            .map_err(|e| target_failure(&e, &what, "recording a fanned-out group"))?;
+        checkpoint::save_fanout_intent(
+            &mut intent,
+            &self.task,
+            lane,
+            &current,
+            last.item.seq,
+            parts,
+            &reached,
+        )
+        .await
+        .map_err(|e| target_failure(&e, &what, "recording a fanned-out group"))?;
         intent.commit().await.map_err(|e| target_failure(&e, &what, "recording a fanned-out group"))?;
         let what = &what;
         let executions = scripts.iter().enumerate().map(|(part, script)| async move {
@@ -496,7 +560,7 @@ impl IncrementalApplier {
                 .await
                 .map_err(|e| PartError::Failed(target_failure(&e, what, "starting a transaction")))?;
             script.run(&mut tx).await.map_err(PartError::Script)?;
-            checkpoint::save_fanout_part(&mut tx, &self.task, lane, part as u32, last.seq)
+            checkpoint::save_fanout_part(&mut tx, &self.task, lane, part as u32, last.item.seq)
                 .await
                 .map_err(|e| PartError::Failed(target_failure(&e, what, "marking a part applied")))?;
             Ok(tx)
@@ -534,8 +598,8 @@ impl IncrementalApplier {
                     Ok(None)
                 }
                 PartError::Script(f) => {
-                    let (item, txn) = group[f.txn.min(group.len() - 1)];
-                    Err(self.failure(f.error, &position_of(item), &table_of(txn)))
+                    let m = &group[f.txn.min(group.len() - 1)];
+                    Err(self.failure(f.error, &m.position, &table_of(m.txn)))
                 }
                 PartError::Failed(f) => Err(f),
             };
@@ -574,24 +638,20 @@ impl IncrementalApplier {
 
     /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
     /// the target diverged and nothing was committed.
-    async fn write_group(
-        &self,
-        group: &[(&Item, &Transaction)],
-        net: bool,
-    ) -> Result<Option<Vec<u64>>, Failure> {
-        let Some(((last, last_txn), (first, first_txn))) = group.last().zip(group.first()) else {
+    async fn write_group(&self, group: &[Member<'_>], net: bool) -> Result<Option<Vec<u64>>, Failure> {
+        let Some((last, first)) = group.last().zip(group.first()) else {
             return Ok(Some(Vec::new()));
         };
-        let what = table_of(first_txn);
+        let what = table_of(first.txn);
         let started = Instant::now();
         let spans = self.apply_spans(group);
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
         let mut script = script::Script::default();
-        let txns: Vec<&Transaction> = group.iter().map(|(_, txn)| *txn).collect();
+        let txns: Vec<&Transaction> = group.iter().map(|m| m.txn).collect();
         let planned = if net {
             script.transaction(group.len() - 1);
-            net::plan_group(&mut script, &txns).map_err(|e| self.failure(e, &position_of(last), &what))?
+            net::plan_group(&mut script, &txns).map_err(|e| self.failure(e, &last.position, &what))?
         } else {
             None
         };
@@ -601,13 +661,12 @@ impl IncrementalApplier {
             None => {
                 script = script::Script::default();
                 let mut rows = Vec::with_capacity(group.len());
-                for (n, (item, txn)) in group.iter().enumerate() {
-                    trace(item, "applying");
-                    let position = position_of(item);
+                for (n, m) in group.iter().enumerate() {
+                    trace(m.item, "applying");
                     script.transaction(n);
                     rows.push(
-                        rows::plan(&mut script, txn, self.safe_item(item))
-                            .map_err(|e| self.failure(e, &position, &table_of(txn)))?,
+                        rows::plan(&mut script, m.txn, self.safe_member(m))
+                            .map_err(|e| self.failure(e, &m.position, &table_of(m.txn)))?,
                     );
                 }
                 rows
@@ -620,13 +679,13 @@ impl IncrementalApplier {
                 tx.rollback().await.map_err(|e| target_failure(&e, &what, "rolling back"))?;
                 return Ok(None);
             }
-            let (item, txn) = group[f.txn.min(group.len() - 1)];
-            return Err(self.failure(f.error, &position_of(item), &table_of(txn)));
+            let m = &group[f.txn.min(group.len() - 1)];
+            return Err(self.failure(f.error, &m.position, &table_of(m.txn)));
         }
-        let mut cp = self.checkpoint_for(last, &applied_position(last), last_txn.committed_at);
+        let mut cp = self.checkpoint_after(last, last.txn.committed_at);
         cp.rows += rows.iter().sum::<u64>();
         cp.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
-        checkpoint::save_lane(&mut tx, &self.task, first.lane, &cp)
+        checkpoint::save_lane(&mut tx, &self.task, first.item.lane, &cp)
             .await
             .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
         let executed = Instant::now();
@@ -635,7 +694,7 @@ impl IncrementalApplier {
         tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
         drop(commits);
         drop(spans);
-        self.committed(first.lane, cp, (started, executed), &rows);
+        self.committed(first.item.lane, cp, (started, executed), &rows);
         Ok(Some(rows))
     }
 
@@ -648,10 +707,10 @@ impl IncrementalApplier {
         self.p1.as_ref().is_some_and(|p1| position.binlog <= *p1)
     }
 
-    /// Whether a message is replayed in safe mode: before P1, or in a fanned-out group that a
+    /// Whether a transaction is replayed in safe mode: before P1, or in a fanned-out group that a
     /// crash may have left partly applied (see `checkpoint::FanOut`).
-    fn safe_item(&self, item: &Item) -> bool {
-        self.safe(&position_of(item)) || item.seq <= self.lane(item.lane).safe_until
+    fn safe_member(&self, m: &Member) -> bool {
+        self.safe(&m.position) || m.item.seq <= self.lane(m.item.lane).safe_until
     }
 
     fn applied(
@@ -732,11 +791,11 @@ impl IncrementalApplier {
         while i < items.len() {
             let committed = self.lane(lane).apply_seq;
             let mut local = committed;
-            let mut group: Vec<(&Item, &Transaction)> = Vec::new();
+            let mut group: Vec<Member> = Vec::new();
             // Where each member of the group is in `items`.
             let mut at: Vec<usize> = Vec::new();
             while let Some(item) = items.get(i) {
-                let CdcEvent::Transaction(txn) = &item.env.body.event else { break };
+                let CdcEvent::Transaction(_) = &item.env.body.event else { break };
                 // Applied before, or a second copy of one in this group (a redelivery).
                 if item.seq <= local {
                     tracing::debug!(task = self.task, lane, seq = item.seq, local, "applied before");
@@ -747,8 +806,10 @@ impl IncrementalApplier {
                     break;
                 }
                 local = item.seq;
-                group.push((*item, txn));
-                at.push(i);
+                for m in Member::of(item) {
+                    group.push(m);
+                    at.push(i);
+                }
                 i += 1;
             }
             let pieces = match split_unit(&group, self.atomic_limit(), lane == BARRIER_LANE) {
@@ -763,11 +824,11 @@ impl IncrementalApplier {
                         group.truncate(n);
                         i = at[n];
                     }
-                    if let Some((first, txn)) = group.first().filter(|(_, t)| t.part == 0) {
+                    if let Some(first) = group.first().filter(|m| m.txn.part == 0) {
                         tracing::warn!(
                             task = self.task,
-                            position = %position_of(first),
-                            table = table_of(txn),
+                            position = %first.position,
+                            table = table_of(first.txn),
                             "a split source transaction is applied in pieces, in safe mode (larger than \
                              incremental.max_atomic_mb = {} MiB or {MAX_UNIT} messages, or routed by an \
                              older dispatcher)",
@@ -784,8 +845,8 @@ impl IncrementalApplier {
             };
             if !group.is_empty() {
                 let rows = self.transactions(&group, pieces).await?;
-                for ((item, txn), n) in group.iter().zip(rows) {
-                    self.applied(applied_position(item), txn.committed_at, n, u64::from(txn.last_part), 0);
+                for (m, n) in group.iter().zip(rows) {
+                    self.applied(m.applied_position(), m.txn.committed_at, n, u64::from(m.txn.last_part), 0);
                 }
                 continue;
             }
@@ -949,6 +1010,7 @@ mod tests {
             partition_last: last,
             after: Vec::new(),
             event: CdcEvent::Heartbeat(Heartbeat { source_time: chrono::Utc::now() }),
+            then: Vec::new(),
         }
     }
 
@@ -977,7 +1039,10 @@ mod tests {
 
     fn unit_of(parts: &[(u32, bool)], limit: usize, holds: bool) -> Unit {
         let lane = lane_of(parts);
-        let group: Vec<(&Item, &Transaction)> = lane.iter().map(|(i, t)| (i, t)).collect();
+        let group: Vec<Member> = lane
+            .iter()
+            .map(|(item, txn)| Member { item, txn, cdc_seq: item.seq, position: position_of(item) })
+            .collect();
         split_unit(&group, limit, holds)
     }
 
