@@ -24,9 +24,23 @@ pub struct CommonArgs {
     /// regions. Default: this instance's region (a single-region deployment).
     #[arg(long, env = "FERRY_DEFAULT_REGION")]
     pub default_region: Option<String>,
+    /// Threads that run this instance's async work. A job is one loop (read, plan, write), so
+    /// one thread loses it no parallelism and saves the wake-ups between threads; raise it
+    /// when one instance runs the jobs of many tasks at once (see README, Benchmarks).
+    #[arg(long, env = "FERRY_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
 }
 
 impl CommonArgs {
+    /// The tokio runtime a service's `main` runs on (`--worker-threads`).
+    pub fn tokio_runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(self.worker_threads))
+            .enable_all()
+            .build()
+    }
+
     pub fn default_region(&self) -> &str {
         self.default_region.as_deref().unwrap_or(&self.region)
     }
@@ -42,5 +56,27 @@ impl CommonArgs {
                 .unwrap_or_else(|| "localhost".to_owned());
             format!("{role}-{host}-{}", std::process::id())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommonArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_and_refuse_zero() {
+        let flags = Flags::try_parse_from(["svc"]).map(|f| f.common.worker_threads);
+        assert_eq!(flags.ok(), Some(1));
+        let flags = Flags::try_parse_from(["svc", "--worker-threads", "4"]).map(|f| f.common.worker_threads);
+        assert_eq!(flags.ok(), Some(4));
+        let refused = Flags::try_parse_from(["svc", "--worker-threads", "0"]).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("--worker-threads")), "zero threads must be refused");
     }
 }

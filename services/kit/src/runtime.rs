@@ -115,10 +115,11 @@ macro_rules! worker_main {
             common: $crate::args::CommonArgs,
         }
 
-        #[tokio::main]
-        async fn main() -> anyhow::Result<()> {
+        fn main() -> anyhow::Result<()> {
             let args = <Args as clap::Parser>::parse();
-            $crate::runtime::run_service($krate::COMPONENT, args.common, $krate::run).await?;
+            args.common.tokio_runtime()?.block_on(async move {
+                $crate::runtime::run_service($krate::COMPONENT, args.common, $krate::run).await
+            })?;
             Ok(())
         }
     };

@@ -16,9 +16,12 @@ struct Args {
     api_token: Option<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.common.tokio_runtime()?.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let _telemetry = ferry_kit::telemetry::init(ferry_scheduler::COMPONENT);
     if args.common.region != args.common.default_region() {
         anyhow::bail!(
