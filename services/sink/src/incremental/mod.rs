@@ -647,6 +647,7 @@ impl IncrementalApplier {
         let spans = self.apply_spans(group);
         let mut tx =
             self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
+        let t_begin = Instant::now();
         let mut script = script::Script::default();
         let txns: Vec<&Transaction> = group.iter().map(|m| m.txn).collect();
         let planned = if net {
@@ -672,6 +673,7 @@ impl IncrementalApplier {
                 rows
             }
         };
+        let t_plan = Instant::now();
         if let Err(f) = script.run(&mut tx).await {
             if compacted && matches!(f.error, RowError::Diverged(_)) {
                 // Rolled back before the row-by-row attempt, which may run on another
@@ -682,6 +684,7 @@ impl IncrementalApplier {
             let m = &group[f.txn.min(group.len() - 1)];
             return Err(self.failure(f.error, &m.position, &table_of(m.txn)));
         }
+        let t_run = Instant::now();
         let mut cp = self.checkpoint_after(last, last.txn.committed_at);
         cp.rows += rows.iter().sum::<u64>();
         cp.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
@@ -692,6 +695,19 @@ impl IncrementalApplier {
         let commits: Vec<tracing::Span> =
             spans.iter().map(|s| tracing::info_span!(parent: s, "commit")).collect();
         tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
+        let t_commit = Instant::now();
+        tracing::debug!(
+            task = self.task,
+            lane = first.item.lane,
+            transactions = group.len(),
+            script_bytes = script.len_bytes(),
+            begin_us = (t_begin - started).as_micros() as u64,
+            plan_us = (t_plan - t_begin).as_micros() as u64,
+            run_us = (t_run - t_plan).as_micros() as u64,
+            checkpoint_us = (executed - t_run).as_micros() as u64,
+            commit_us = (t_commit - executed).as_micros() as u64,
+            "group written"
+        );
         drop(commits);
         drop(spans);
         self.committed(first.item.lane, cp, (started, executed), &rows);

@@ -66,6 +66,11 @@ impl Script {
         self.statements.push(Statement { end: self.sql.len(), check, what, txn: self.txn });
     }
 
+    /// Bytes of SQL the script sends.
+    pub fn len_bytes(&self) -> usize {
+        self.sql.len()
+    }
+
     /// The statements, `;`-separated, as they will be sent.
     #[cfg(test)]
     pub fn sql(&self) -> &str {
