@@ -2,6 +2,7 @@
 //! HTTP server, NATS connection and provisioning, secrets, error classes, and the supervisor
 //! that turns the scheduler's assignments into running jobs.
 
+pub mod alloc;
 pub mod apply_log;
 pub mod args;
 pub mod backoff;
