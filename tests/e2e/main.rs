@@ -12,5 +12,6 @@ mod incremental;
 mod observability;
 mod regions;
 mod scenario;
+mod sessions;
 mod traces;
 mod verify;

@@ -21,6 +21,14 @@
 //! (steady sync, a few transactions at a time) still gets batches worth committing together.
 //! A full batch starts at once.
 //!
+//! Staging: a lane whose queue holds a full batch while the lane runs has that batch taken
+//! out and given to [`Handler::stage`] on a blocking thread, so a handler can do the CPU work
+//! of its next batch (the sink plans its SQL) while the current one waits on I/O. The staged
+//! batch is the one the lane would have taken anyway (a full batch is the oldest messages up to
+//! [`Handler::max_batch`]); it runs as soon as the lane frees, before anything queued after
+//! it. Staging changes no outcome: a handler must give the same result whether or not
+//! `stage` ran, and a staged batch is acked only after it ran, like any other.
+//!
 //! Units: a barrier the handler says [`Handler::continues`] (a part of a source transaction
 //! split over several messages, not its last) is not run until the barrier that ends its unit
 //! has arrived, so the handler can commit the whole unit at once. Meanwhile reading goes on,
@@ -93,6 +101,14 @@ pub trait Handler: Send + Sync + 'static {
     fn linger(&self) -> Duration {
         Duration::ZERO
     }
+    /// Whether the loop hands a busy lane's next full batch to [`Handler::stage`] (see the
+    /// module doc on staging).
+    fn stages(&self) -> bool {
+        false
+    }
+    /// Work on a lane's next batch while the lane's current batch runs, on a blocking thread:
+    /// it must not change what [`Handler::handle_batch`] does with the batch, only how fast.
+    fn stage(&self, _items: &[&Self::Item]) {}
     /// Whether a barrier item belongs with the barrier after it (see the module doc on units).
     fn continues(&self, _item: &Self::Item) -> bool {
         false
@@ -153,6 +169,22 @@ pub async fn durable_consumer(
 }
 
 type Running = BoxFuture<'static, (Option<u64>, Result<(), Failure>)>;
+type Staging<T> = tokio::task::JoinHandle<Vec<(Message, T)>>;
+
+/// Hands `batch` to [`Handler::stage`] on a blocking thread; resolves to the batch. A panic in
+/// `stage` is contained: staging only ever saves work, so the batch still runs.
+fn stage<H: Handler>(handler: Arc<H>, batch: Vec<(Message, H::Item)>) -> Staging<H::Item> {
+    tokio::task::spawn_blocking(move || {
+        {
+            let items: Vec<&H::Item> = batch.iter().map(|(_, item)| item).collect();
+            let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.stage(&items)));
+            if staged.is_err() {
+                tracing::error!("staging a batch panicked; it runs unstaged");
+            }
+        }
+        batch
+    })
+}
 
 /// Messages read and not yet handed to a handler, by lane, in arrival order, each with when
 /// it was queued and its weight ([`Handler::weight`]).
@@ -210,6 +242,23 @@ impl<T> Queues<T> {
             !busy.contains(l) && self.by_lane.get(l).is_some_and(|q| Self::due(q, max, linger, now))
         })?;
         let lane = self.order.remove(pos)?;
+        Some((lane, self.drain(lane, max)?))
+    }
+
+    /// Takes a full batch (a weight of `max`) of `lane`, if its queue holds one.
+    fn take_full(&mut self, lane: u64, max: usize) -> Option<Vec<T>> {
+        let max = max.max(1);
+        if self.by_lane.get(&lane).is_none_or(|q| q.weight < max) {
+            return None;
+        }
+        let pos = self.order.iter().position(|l| *l == lane)?;
+        self.order.remove(pos);
+        self.drain(lane, max)
+    }
+
+    /// Takes the oldest messages of `lane` (already out of `order`) up to a weight of `max`, at
+    /// least one; the lane goes back to the end of `order` if messages are left.
+    fn drain(&mut self, lane: u64, max: usize) -> Option<Vec<T>> {
         let q = self.by_lane.get_mut(&lane)?;
         let mut n = 0;
         let mut weight = 0;
@@ -228,7 +277,7 @@ impl<T> Queues<T> {
             self.order.push_back(lane);
         }
         self.queued -= batch.len();
-        Some((lane, batch))
+        Some(batch)
     }
 
     /// When the next lane that is not busy becomes due (`None`: none is waiting).
@@ -268,26 +317,71 @@ pub async fn consume<H: Handler>(
     let mut held: Vec<(u64, Message, H::Item)> = Vec::new();
     let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Busy lanes' next batches, being staged (see the module doc), with their message counts.
+    let mut staged: HashMap<u64, (usize, Staging<H::Item>)> = HashMap::new();
+    let mut staged_messages = 0;
     loop {
         while inflight.len() < concurrency {
-            let Some((lane, batch)) = queues.take(&busy, handler.max_batch(), linger, Instant::now()) else {
+            // A lane that freed runs its staged batch before anything queued after it.
+            if let Some(lane) = staged.keys().find(|l| !busy.contains(l)).copied() {
+                let Some((n, staging)) = staged.remove(&lane) else { break };
+                staged_messages -= n;
+                busy.insert(lane);
+                let (h, c) = (handler.clone(), cancel.clone());
+                inflight.push(Box::pin(async move {
+                    match staging.await {
+                        Ok(batch) => (Some(lane), run_batch(h, batch, c).await),
+                        Err(e) => {
+                            // Only a runtime shutting down gets here; JetStream redelivers them.
+                            tracing::error!(
+                                "a staged batch was lost ({e}); its messages will be redelivered"
+                            );
+                            (Some(lane), Ok(()))
+                        }
+                    }
+                }));
+                continue;
+            }
+            let blocked: HashSet<u64> = busy.iter().chain(staged.keys()).copied().collect();
+            let Some((lane, batch)) = queues.take(&blocked, handler.max_batch(), linger, Instant::now())
+            else {
                 break;
             };
             busy.insert(lane);
             let (h, c) = (handler.clone(), cancel.clone());
             inflight.push(Box::pin(async move { (Some(lane), run_batch(h, batch, c).await) }));
         }
+        if handler.stages() {
+            let idle: Vec<u64> = busy.iter().filter(|l| !staged.contains_key(l)).copied().collect();
+            for lane in idle {
+                if let Some(batch) = queues.take_full(lane, handler.max_batch()) {
+                    staged_messages += batch.len();
+                    staged.insert(lane, (batch.len(), stage(handler.clone(), batch)));
+                }
+            }
+        }
         // A unit still open waits for its end, up to max_unit barriers and half a buffer of
         // other messages (the other half may sit in the client's pull buffer: with the unit's
         // barriers, all of it must fit max_ack_pending, or the unit's end is never delivered).
         let unit_open = barriers.last().is_some_and(|(_, item)| handler.continues(item))
             && barriers.len() < handler.max_unit().max(handler.max_batch()).max(1)
-            && held.len() + queues.queued < buffer / 2;
+            && held.len() + queues.queued + staged_messages < buffer / 2;
         let more_barriers_possible = held.is_empty() && barriers.len() < handler.max_batch().max(1);
         let can_read = unit_open
-            || held.is_empty() && barriers.len() < handler.max_batch().max(1) && queues.queued < buffer;
-        let barriers_ready = !barriers.is_empty() && inflight.is_empty() && queues.queued == 0 && !unit_open;
-        let lingering = if inflight.len() < concurrency { queues.next_due(&busy, linger) } else { None };
+            || held.is_empty()
+                && barriers.len() < handler.max_batch().max(1)
+                && queues.queued + staged_messages < buffer;
+        let barriers_ready = !barriers.is_empty()
+            && inflight.is_empty()
+            && queues.queued == 0
+            && staged.is_empty()
+            && !unit_open;
+        let lingering = if inflight.len() < concurrency {
+            let blocked: HashSet<u64> = busy.iter().chain(staged.keys()).copied().collect();
+            queues.next_due(&blocked, linger)
+        } else {
+            None
+        };
         if barriers_ready && !more_barriers_possible {
             run_barriers(&handler, &mut barriers, &mut held, &mut queues, &cancel).await?;
             continue;
@@ -460,5 +554,28 @@ mod tests {
         q.push(2, 20, 9, t0);
         assert_eq!(q.take(&idle, 4, linger, t0), Some((2, vec![20])));
         assert_eq!(q.queued, 0);
+    }
+
+    #[test]
+    fn only_a_full_batch_is_staged_and_it_is_the_batch_take_would_give() {
+        let t0 = Instant::now();
+        let idle = HashSet::new();
+        let fill = |q: &mut Queues<u32>| {
+            for (v, w) in [(10, 2), (11, 1), (12, 2), (13, 1)] {
+                q.push(1, v, w, t0);
+            }
+        };
+        let (mut staging, mut taking) = (Queues::new(), Queues::new());
+        fill(&mut staging);
+        fill(&mut taking);
+        // Weight 6 against a batch of 4: the same first three either way, the rest stays queued.
+        let staged = staging.take_full(1, 4);
+        assert_eq!(staged, taking.take(&idle, 4, Duration::from_secs(60), t0).map(|(_, b)| b));
+        assert_eq!(staged, Some(vec![10, 11]));
+        assert_eq!((staging.queued, staging.order.len()), (2, 1));
+        // Less than a full batch (weight 3 of 4) is not staged: it may still grow.
+        assert_eq!(staging.take_full(1, 4), None);
+        assert_eq!(staging.take_full(2, 4), None);
+        assert_eq!(staging.take(&idle, 4, Duration::ZERO, t0), Some((1, vec![12, 13])));
     }
 }

@@ -14,7 +14,10 @@
 //! restart that finds fewer replays the group idempotently (safe mode), which converges for the
 //! same reason safe mode after a full copy does.
 
+use ferry_schemas::literal::push_literal;
+use ferry_schemas::value::SqlValue;
 use sqlx::{MySql, MySqlConnection, MySqlPool, Row};
+use std::fmt::Write;
 
 pub const META_DB: &str = ferry_schemas::names::TARGET_META_DB;
 
@@ -506,26 +509,30 @@ pub async fn save_lane(
     lane: u32,
     cp: &LaneCheckpoint,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ferry_meta.apply_checkpoints (task, lane, apply_seq, cdc_seq, position, source_time_ms, ddl_started, \
-         rows_applied, txns_applied, ddl_applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
-         apply_seq = VALUES(apply_seq), cdc_seq = VALUES(cdc_seq), position = VALUES(position), \
-         source_time_ms = VALUES(source_time_ms), ddl_started = VALUES(ddl_started), rows_applied = VALUES(rows_applied), \
-         txns_applied = VALUES(txns_applied), ddl_applied = VALUES(ddl_applied)",
-    )
-    .bind(task.to_owned())
-    .bind(lane)
-    .bind(cp.apply_seq)
-    .bind(cp.cdc_seq)
-    .bind(cp.position.clone())
-    .bind(cp.source_time_ms)
-    .bind(cp.ddl_started)
-    .bind(cp.rows)
-    .bind(cp.transactions)
-    .bind(cp.ddl)
-    .execute(conn)
-    .await?;
+    let sql = save_lane_sql(task, lane, cp);
+    sqlx::Executor::execute(conn, sqlx::raw_sql(&sql)).await?;
     Ok(())
+}
+
+/// The statement that writes a lane's checkpoint, as text (values as exact literals), so it
+/// can travel at the end of a group's script (see `incremental::write_group`).
+pub fn save_lane_sql(task: &str, lane: u32, cp: &LaneCheckpoint) -> String {
+    let mut sql = String::with_capacity(512 + cp.position.len() * 2);
+    sql.push_str(
+        "INSERT INTO ferry_meta.apply_checkpoints (task, lane, apply_seq, cdc_seq, position, source_time_ms, \
+         ddl_started, rows_applied, txns_applied, ddl_applied) VALUES (",
+    );
+    push_literal(&mut sql, &SqlValue::Text(task.to_owned()));
+    let _ = write!(sql, ", {lane}, {}, {}, ", cp.apply_seq, cp.cdc_seq);
+    push_literal(&mut sql, &SqlValue::Text(cp.position.clone()));
+    let _ = write!(
+        sql,
+        ", {}, {}, {}, {}, {}) ON DUPLICATE KEY UPDATE apply_seq = VALUES(apply_seq), cdc_seq = VALUES(cdc_seq), \
+         position = VALUES(position), source_time_ms = VALUES(source_time_ms), ddl_started = VALUES(ddl_started), \
+         rows_applied = VALUES(rows_applied), txns_applied = VALUES(txns_applied), ddl_applied = VALUES(ddl_applied)",
+        cp.source_time_ms, cp.ddl_started, cp.rows, cp.transactions, cp.ddl
+    );
+    sql
 }
 
 #[cfg(test)]

@@ -126,12 +126,11 @@ async fn run_once(
     rt.secrets.open_spec(&mut spec)?;
     let concurrency = spec.full.write_concurrency as usize;
     let incremental = spec.phases.contains(&Phase::Incremental);
-    // One connection per lane, the parts of a fanned-out group, and two for checkpoints.
-    let connections = spec.full.write_concurrency.max(if incremental {
-        spec.incremental.partitions + spec.incremental.fan_out
-    } else {
-        0
-    }) + 2;
+    // The full copy's writers; the connection each lane keeps (partitions and the barrier
+    // lane, see incremental::session) and the parts of a fanned-out group; two for checkpoints.
+    let connections = spec.full.write_concurrency
+        + if incremental { spec.incremental.partitions + 1 + spec.incremental.fan_out } else { 0 }
+        + 2;
     let pool = target::pool(&spec.target, connections);
     let target_err = |e: sqlx::Error| {
         let f = crate::error::target_failure(&e, &spec.target.describe(), "preparing the checkpoint tables");
@@ -247,6 +246,8 @@ async fn apply_incremental(
         advanced: tokio::sync::Notify::new(),
         skip_ddl,
         uncertain: std::sync::Mutex::new(Default::default()),
+        sessions: crate::incremental::session::Sessions::new(pool.clone()),
+        staged: Default::default(),
     });
     consume::consume(&consumer, applier, partitions, cancel.clone()).await.map_err(JobError::from)
 }

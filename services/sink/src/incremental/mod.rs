@@ -25,6 +25,8 @@
 pub mod net;
 pub mod rows;
 pub mod script;
+pub mod session;
+pub mod staged;
 
 use crate::checkpoint::{self, LaneCheckpoint, BARRIER_LANE};
 use crate::error::{definite, target_failure};
@@ -41,6 +43,7 @@ use ferry_schemas::table::quote_ident;
 use ferry_schemas::task::TaskSpec;
 use futures::future::BoxFuture;
 use rows::RowError;
+use script::Check;
 use sqlx::MySqlPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -70,6 +73,10 @@ pub struct IncrementalApplier {
     pub skip_ddl: Vec<BinlogFilePos>,
     /// Lanes whose last write failed: their checkpoint in memory may be behind the target's.
     pub uncertain: Mutex<HashSet<u32>>,
+    /// The connection each lane keeps between its groups.
+    pub sessions: session::Sessions,
+    /// Each lane's next group, planned while its current one runs.
+    pub staged: staged::StagedPlans,
 }
 
 pub struct Item {
@@ -138,6 +145,31 @@ impl Handler for IncrementalApplier {
 
     fn max_batch(&self) -> usize {
         MAX_BATCH
+    }
+
+    /// A fanned-out group plans its parts itself, so staging would only cost CPU.
+    fn stages(&self) -> bool {
+        self.spec.incremental.fan_out <= 1
+    }
+
+    /// Plans a partition lane's next group (see `staged`) when it will be written as planned
+    /// here: whole transactions of one partition, none in safe mode.
+    fn stage(&self, items: &[&Item]) {
+        let mut sorted = items.to_vec();
+        sorted.sort_by_key(|i| i.seq);
+        let Some(lane) = sorted.first().map(|i| i.lane) else { return };
+        let plannable = lane != BARRIER_LANE
+            && sorted.iter().all(|i| i.lane == lane && matches!(i.env.body.event, CdcEvent::Transaction(_)));
+        if !plannable {
+            return;
+        }
+        let group: Vec<Member> = sorted.iter().flat_map(|i| Member::of(i)).collect();
+        if group.iter().any(|m| m.txn.is_split() || self.safe_member(m)) {
+            return;
+        }
+        if let Ok(plan) = self.plan(&group, true) {
+            self.staged.put(lane, message_seqs(&group), plan);
+        }
     }
 
     /// A message counts its source transactions (`ApplyEvent::then`), so a group stays near
@@ -335,6 +367,13 @@ fn split_unit(group: &[Member], limit_bytes: usize, holds: bool) -> Unit {
     } else {
         Unit::Wait
     }
+}
+
+/// The APPLY sequences of a group's messages, in order (a message's members are adjacent).
+fn message_seqs(group: &[Member]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = group.iter().map(|m| m.item.seq).collect();
+    seqs.dedup();
+    seqs
 }
 
 /// Logs a message's place in the order chain (`RUST_LOG=ferry_sink=debug`).
@@ -638,80 +677,100 @@ impl IncrementalApplier {
 
     /// One attempt of [`Self::transactions`]; `None` when the net-effect plan (`net`) found
     /// the target diverged and nothing was committed.
+    ///
+    /// On the lane's own connection (see `session`) a group costs two round trips: its script
+    /// (`BEGIN`, the rows, the checkpoint) and the `COMMIT`, which waits until every
+    /// statement's result was checked.
     async fn write_group(&self, group: &[Member<'_>], net: bool) -> Result<Option<Vec<u64>>, Failure> {
         let Some((last, first)) = group.last().zip(group.first()) else {
             return Ok(Some(Vec::new()));
         };
+        let lane = first.item.lane;
         let what = table_of(first.txn);
         let started = Instant::now();
         let spans = self.apply_spans(group);
-        let mut tx =
-            self.pool.begin().await.map_err(|e| target_failure(&e, &what, "starting a transaction"))?;
-        let t_begin = Instant::now();
-        let mut script = script::Script::default();
-        let txns: Vec<&Transaction> = group.iter().map(|m| m.txn).collect();
-        let planned = if net {
-            script.transaction(group.len() - 1);
-            net::plan_group(&mut script, &txns).map_err(|e| self.failure(e, &last.position, &what))?
-        } else {
-            None
+        let mut session =
+            self.sessions.take(lane).await.map_err(|e| target_failure(&e, &what, "connecting"))?;
+        let t_connected = Instant::now();
+        let staged = if net { self.staged.take(lane, &message_seqs(group)) } else { None };
+        let was_staged = staged.is_some();
+        let (mut script, rows, compacted) = match staged {
+            Some(plan) => plan,
+            None => self.plan(group, net)?,
         };
-        let compacted = planned.is_some();
-        let rows = match planned {
-            Some(rows) => rows,
-            None => {
-                script = script::Script::default();
-                let mut rows = Vec::with_capacity(group.len());
-                for (n, m) in group.iter().enumerate() {
-                    trace(m.item, "applying");
-                    script.transaction(n);
-                    rows.push(
-                        rows::plan(&mut script, m.txn, self.safe_member(m))
-                            .map_err(|e| self.failure(e, &m.position, &table_of(m.txn)))?,
-                    );
-                }
-                rows
-            }
-        };
+        let mut cp = self.checkpoint_after(last, last.txn.committed_at);
+        cp.rows += rows.iter().sum::<u64>();
+        cp.transactions += group.iter().map(|m| u64::from(m.txn.last_part)).sum::<u64>();
+        script.transaction(group.len() - 1);
+        script.push(
+            &checkpoint::save_lane_sql(&self.task, lane, &cp),
+            "the checkpoint".into(),
+            Check::Nothing,
+        );
         let t_plan = Instant::now();
-        if let Err(f) = script.run(&mut tx).await {
+        let conn = session.opening().map_err(|e| target_failure(&e, &what, "connecting"))?;
+        if let Err(f) = script.run(conn).await {
             if compacted && matches!(f.error, RowError::Diverged(_)) {
-                // Rolled back before the row-by-row attempt, which may run on another
-                // connection and would otherwise wait for this one's row locks.
-                tx.rollback().await.map_err(|e| target_failure(&e, &what, "rolling back"))?;
+                // Rolled back before the row-by-row attempt, so its rows are not locked.
+                session.end("ROLLBACK").await.map_err(|e| target_failure(&e, &what, "rolling back"))?;
+                self.sessions.keep(lane, session);
                 return Ok(None);
             }
             let m = &group[f.txn.min(group.len() - 1)];
             return Err(self.failure(f.error, &m.position, &table_of(m.txn)));
         }
-        let t_run = Instant::now();
-        let mut cp = self.checkpoint_after(last, last.txn.committed_at);
-        cp.rows += rows.iter().sum::<u64>();
-        cp.transactions += txns.iter().map(|t| u64::from(t.last_part)).sum::<u64>();
-        checkpoint::save_lane(&mut tx, &self.task, first.item.lane, &cp)
-            .await
-            .map_err(|e| target_failure(&e, &what, "writing the checkpoint"))?;
         let executed = Instant::now();
         let commits: Vec<tracing::Span> =
             spans.iter().map(|s| tracing::info_span!(parent: s, "commit")).collect();
-        tx.commit().await.map_err(|e| target_failure(&e, &what, "committing"))?;
+        session.end("COMMIT").await.map_err(|e| target_failure(&e, &what, "committing"))?;
+        self.sessions.keep(lane, session);
         let t_commit = Instant::now();
         tracing::debug!(
             task = self.task,
-            lane = first.item.lane,
+            lane,
             transactions = group.len(),
             script_bytes = script.len_bytes(),
-            begin_us = (t_begin - started).as_micros() as u64,
-            plan_us = (t_plan - t_begin).as_micros() as u64,
-            run_us = (t_run - t_plan).as_micros() as u64,
-            checkpoint_us = (executed - t_run).as_micros() as u64,
+            staged = was_staged,
+            connect_us = (t_connected - started).as_micros() as u64,
+            plan_us = (t_plan - t_connected).as_micros() as u64,
+            run_us = (executed - t_plan).as_micros() as u64,
             commit_us = (t_commit - executed).as_micros() as u64,
             "group written"
         );
         drop(commits);
         drop(spans);
-        self.committed(first.item.lane, cp, (started, executed), &rows);
+        self.committed(lane, cp, (started, executed), &rows);
         Ok(Some(rows))
+    }
+
+    /// A group's script, opening its target transaction: the net effect (`net`, when it can
+    /// be expressed) or every transaction row by row. Returns the script, the rows of each
+    /// transaction and whether it is the net effect.
+    fn plan(&self, group: &[Member<'_>], net: bool) -> Result<(script::Script, Vec<u64>, bool), Failure> {
+        let Some((last, first)) = group.last().zip(group.first()) else {
+            return Ok((script::Script::in_transaction(), Vec::new(), false));
+        };
+        if net {
+            let mut script = script::Script::in_transaction();
+            script.transaction(group.len() - 1);
+            let txns: Vec<&Transaction> = group.iter().map(|m| m.txn).collect();
+            let planned = net::plan_group(&mut script, &txns)
+                .map_err(|e| self.failure(e, &last.position, &table_of(first.txn)))?;
+            if let Some(rows) = planned {
+                return Ok((script, rows, true));
+            }
+        }
+        let mut script = script::Script::in_transaction();
+        let mut rows = Vec::with_capacity(group.len());
+        for (n, m) in group.iter().enumerate() {
+            trace(m.item, "applying");
+            script.transaction(n);
+            rows.push(
+                rows::plan(&mut script, m.txn, self.safe_member(m))
+                    .map_err(|e| self.failure(e, &m.position, &table_of(m.txn)))?,
+            );
+        }
+        Ok((script, rows, false))
     }
 
     /// `incremental.max_atomic_mb` in bytes.

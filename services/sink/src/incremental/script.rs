@@ -52,6 +52,14 @@ pub struct ScriptError {
 }
 
 impl Script {
+    /// A script whose first statement opens a transaction (`BEGIN`, belonging to the first
+    /// transaction of the group).
+    pub fn in_transaction() -> Self {
+        let mut script = Self::default();
+        script.push("BEGIN", "BEGIN".into(), Check::Nothing);
+        script
+    }
+
     /// Following statements belong to transaction `txn` of the group.
     pub fn transaction(&mut self, txn: usize) {
         self.txn = txn;
