@@ -58,6 +58,9 @@ pub struct Metrics {
     pub sink_total_record: Family<TaskLabel, Gauge>,
     /// Target transactions committed (`sink_transactions_total`).
     pub sink_transactions: Family<TaskLabel, Counter>,
+    /// APPLY messages delivered again by JetStream (`sink_redelivered_total`): their ack
+    /// deadline passed while they waited, or a sink stopped before acking them.
+    pub sink_redelivered: Family<TaskLabel, Counter>,
     pub sink_execute_time: Hist,
     pub sink_commit_time: Hist,
     pub sink_rps: FGauge,
@@ -90,6 +93,7 @@ impl Metrics {
             full_bytes_total: Family::default(),
             sink_total_record: Family::default(),
             sink_transactions: Family::default(),
+            sink_redelivered: Family::default(),
             sink_execute_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             sink_commit_time: Family::new_with_constructor(seconds_histogram as fn() -> Histogram),
             sink_rps: Family::default(),
@@ -115,6 +119,11 @@ impl Metrics {
         );
         registry.register("sink_total_record", "Rows written to the target", m.sink_total_record.clone());
         registry.register("sink_transactions", "Target transactions committed", m.sink_transactions.clone());
+        registry.register(
+            "sink_redelivered",
+            "APPLY messages JetStream delivered more than once (an ack deadline passed or a sink stopped)",
+            m.sink_redelivered.clone(),
+        );
         registry.register(
             "sink_execute_time",
             "Seconds spent executing statements per target transaction",

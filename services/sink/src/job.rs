@@ -248,6 +248,7 @@ async fn apply_incremental(
         uncertain: std::sync::Mutex::new(Default::default()),
         sessions: crate::incremental::session::Sessions::new(pool.clone()),
         staged: Default::default(),
+        read_ahead_bytes: crate::incremental::read_ahead_bytes(rt.nats.client.server_info().max_payload),
     });
     consume::consume(&consumer, applier, partitions, cancel.clone()).await.map_err(JobError::from)
 }

@@ -77,6 +77,8 @@ pub struct IncrementalApplier {
     pub sessions: session::Sessions,
     /// Each lane's next group, planned while its current one runs.
     pub staged: staged::StagedPlans,
+    /// How many bytes of APPLY messages the NATS client pulls ahead ([`read_ahead_bytes`]).
+    pub read_ahead_bytes: usize,
 }
 
 pub struct Item {
@@ -98,6 +100,9 @@ impl Handler for IncrementalApplier {
             Some(p) => (Lane::Key(u64::from(p)), p),
             None => (Lane::Barrier, BARRIER_LANE),
         };
+        if msg.info().is_ok_and(|i| i.delivered > 1) {
+            self.metrics.sink_redelivered.get_or_create(&ferry_kit::metrics::task(&self.task)).inc();
+        }
         let trace = ferry_kit::trace::context_of(msg.headers.as_ref());
         Ok((lane, Item { seq, lane: id, env, trace, bytes: msg.payload.len() }))
     }
@@ -145,6 +150,10 @@ impl Handler for IncrementalApplier {
 
     fn max_batch(&self) -> usize {
         MAX_BATCH
+    }
+
+    fn read_ahead_bytes(&self) -> usize {
+        self.read_ahead_bytes
     }
 
     /// A fanned-out group plans its parts itself, so staging would only cost CPU.
@@ -419,6 +428,16 @@ pub const MAX_BATCH: usize = 256;
 /// Most messages of one split source transaction the sink holds to commit it at once (beyond,
 /// or beyond `incremental.max_atomic_mb`, it is applied in pieces; see [`split_unit`]).
 pub const MAX_UNIT: usize = 256;
+
+/// Bytes of APPLY messages pulled ahead of the lanes: a few groups of the busiest lane (a
+/// catch-up group is ~256 transactions of ~2 KB), and never less than two of the largest
+/// message the server accepts (a pull smaller than a message never delivers it). Without it
+/// the client pulled ~3,000 packed messages (~64 transactions each, the whole bench/cdc
+/// catch-up) and a third of the groups met a copy JetStream redelivered when its ack deadline
+/// passed while it waited.
+pub fn read_ahead_bytes(max_payload: usize) -> usize {
+    (8 << 20).max(2 * max_payload)
+}
 
 /// Fewest transactions in a group worth fanning out (see [`IncrementalApplier::fan_out`] and
 /// the task's `incremental.fan_out`).
